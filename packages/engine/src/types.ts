@@ -1,0 +1,50 @@
+import type { Limit } from '@openclaw-edge/core';
+
+/**
+ * Outcome of one check across an agent's limits. Allocation-light on purpose: per-limit detail
+ * is available from `peek`, which the HTTP layer calls when it renders a response body.
+ */
+export interface Decision {
+  readonly allowed: boolean;
+  /** Milliseconds until the same cost could pass: 0 when allowed, Infinity when it never can. */
+  readonly retryAfterMs: number;
+  /** The limit that denied, or when allowed the checked limit closest to exhaustion. */
+  readonly limit: Limit;
+  /** Tokens left in `limit` after this decision; negative when replicas together overspent. */
+  readonly remaining: number;
+  /** Milliseconds until `limit` is full again. */
+  readonly resetMs: number;
+}
+
+/** One limit's state as `peek` reports it. */
+export interface LimitStatus {
+  readonly limit: Limit;
+  readonly remaining: number;
+  /** Milliseconds until the bucket is full again. */
+  readonly resetMs: number;
+}
+
+/** Every limit of an agent, read without charging. */
+export interface AgentStatus {
+  readonly agentId: string;
+  /** False when the engine holds no state for the agent (never seen, or evicted while full). */
+  readonly tracked: boolean;
+  readonly policyRevision: number;
+  readonly limits: readonly LimitStatus[];
+}
+
+/** What `refund` credited per limit (a refund never fills a bucket past capacity). */
+export interface RefundResult {
+  readonly limit: Limit;
+  readonly refunded: number;
+}
+
+/** Counts from applying a batch of remote bucket states. */
+export interface MergeReport {
+  /** Entries merged into local state. */
+  readonly applied: number;
+  /** Entries from an older policy revision than the local one: nothing to learn from them. */
+  readonly stale: number;
+  /** Entries for a limit the agent's local policy does not have. */
+  readonly unknownLimit: number;
+}
