@@ -141,18 +141,32 @@ export function refund(
 }
 
 /**
- * Moves a bucket to a new policy revision at `atMs`: the new bucket starts as full as the old
- * one was at that moment (missing tokens carried as debt), so changing a limit neither resets
- * every agent to a full bucket nor starves them.
+ * Absorbs refill piled up above capacity into the overflow register, as of `nowMs`. Reads are
+ * unchanged (they cap at capacity anyway); what changes is that later counts merged in from
+ * peers can no longer hide in the banked refill. A replica does this before every charge, before
+ * joining a peer's state into its own and before sending its state (docs/crdt.md).
+ */
+export function normalise(state: BucketState, limit: Limit, nowMs: number): BucketState {
+  const raw = uncappedTokens(limit, state.epochMs, usedTokens(state), state.overflow, nowMs);
+  if (raw <= limit.capacityTokens) return state;
+  return { ...state, overflow: state.overflow + (raw - limit.capacityTokens) };
+}
+
+/**
+ * Moves a bucket to a new policy revision at `atMs`. The tokens the agent was missing under the
+ * old limit stay missing under the new one (an upgrade from 10 to 100 with 6 spent leaves 94),
+ * so changing a limit neither hands every agent a fresh burst nor starves them.
  */
 export function rebase(
   state: BucketState,
   from: Limit,
-  to: Limit,
   revision: number,
   atMs: number,
 ): BucketState {
-  const available = availableTokens(state, from, atMs);
-  const debt = to.capacityTokens - Math.min(available, to.capacityTokens);
-  return createBucket(revision, atMs, Math.max(debt, 0));
+  return createBucket(revision, atMs, missingTokens(state, from, atMs));
+}
+
+/** Tokens a bucket lacks to be full at `nowMs` (0 when full). */
+export function missingTokens(state: BucketState, limit: Limit, nowMs: number): number {
+  return Math.max(0, limit.capacityTokens - availableTokens(state, limit, nowMs));
 }

@@ -64,6 +64,8 @@ export class Limiter {
   private readonly idleEvictMs: number;
   private defaultPolicy: AgentPolicy;
   private readonly overrides = new Map<string, AgentPolicy>();
+  /** Revision at which an agent's override was cleared, while newer than the default's. */
+  private readonly cleared = new Map<string, number>();
 
   private readonly index = new Map<string, number>();
   private readonly buckets: BucketTable;
@@ -273,8 +275,10 @@ export class Limiter {
         unknownLimit++;
         continue;
       }
-      if (this.mergeRow((this.agentBase[row] as number) + i, this.slotId(row), entry.state))
-        applied++;
+      const bucket = (this.agentBase[row] as number) + i;
+      // Absorb our banked refill first, or counts a peer made after a long idle would vanish in it.
+      this.normaliseRow(bucket, policy.limits[i] as Limit, nowMs);
+      if (this.mergeRow(bucket, this.slotId(row), entry.state)) applied++;
       else stale++;
     }
     return { applied, stale, unknownLimit };
@@ -284,7 +288,7 @@ export class Limiter {
    * Bucket states of every agent changed by local decisions since the last drain, at most
    * `maxAgents` agents' worth; the replication layer sends them as a delta.
    */
-  drainDirty(maxAgents = Number.POSITIVE_INFINITY): BucketEntry[] {
+  drainDirty(nowMs: number, maxAgents = Number.POSITIVE_INFINITY): BucketEntry[] {
     const out: BucketEntry[] = [];
     let taken = 0;
     let i = 0;
@@ -292,7 +296,7 @@ export class Limiter {
       const row = this.dirtyList[i] as number;
       if (((this.agentFlags[row] as number) & DIRTY) === 0) continue;
       this.agentFlags[row] = (this.agentFlags[row] as number) & ~DIRTY;
-      this.exportRow(row, out);
+      this.exportRow(row, nowMs, out);
       taken++;
     }
     this.dirtyList = i >= this.dirtyList.length ? [] : this.dirtyList.slice(i);
@@ -305,10 +309,10 @@ export class Limiter {
   }
 
   /** Full state of one agent's buckets (empty if untracked), for anti-entropy and snapshots. */
-  exportAgent(agentId: string): BucketEntry[] {
+  exportAgent(agentId: string, nowMs: number): BucketEntry[] {
     const row = this.index.get(agentId);
     const out: BucketEntry[] = [];
-    if (row !== undefined) this.exportRow(row, out);
+    if (row !== undefined) this.exportRow(row, nowMs, out);
     return out;
   }
 
@@ -354,6 +358,7 @@ export class Limiter {
       );
     }
     this.overrides.set(agentId, policy);
+    this.cleared.delete(agentId);
     const row = this.index.get(agentId);
     if (row !== undefined) {
       this.agentFlags[row] = (this.agentFlags[row] as number) & ~USES_DEFAULT;
@@ -361,9 +366,23 @@ export class Limiter {
     }
   }
 
-  /** Removes an agent's override; it falls back to the default policy (rebased like any change). */
-  clearOverride(agentId: string, nowMs: number): boolean {
-    if (!this.overrides.delete(agentId)) return false;
+  /**
+   * Removes an agent's override at `revision` (greater than the override's); the agent falls
+   * back to the default policy, rebased like any change. False if there was no override.
+   */
+  clearOverride(agentId: string, revision: number, nowMs: number): boolean {
+    const override = this.overrides.get(agentId);
+    if (override === undefined) return false;
+    if (!(revision > override.revision)) {
+      throw new InvalidPolicyError(
+        'revision',
+        `must be greater than the override's revision ${override.revision} (got ${revision})`,
+      );
+    }
+    this.overrides.delete(agentId);
+    // Remember the change's revision: the default may be older than the override it replaces,
+    // and buckets only move forward in revision.
+    if (revision > this.defaultPolicy.revision) this.cleared.set(agentId, revision);
     const row = this.index.get(agentId);
     if (row !== undefined) {
       this.agentFlags[row] = (this.agentFlags[row] as number) | USES_DEFAULT;
@@ -393,7 +412,11 @@ export class Limiter {
 
   /** Policy that governs `agentId` (its override, or the default). */
   policyFor(agentId: string): AgentPolicy {
-    return this.overrides.get(agentId) ?? this.defaultPolicy;
+    const override = this.overrides.get(agentId);
+    if (override !== undefined) return override;
+    const cleared = this.cleared.get(agentId);
+    if (cleared === undefined || cleared <= this.defaultPolicy.revision) return this.defaultPolicy;
+    return { revision: cleared, limits: this.defaultPolicy.limits };
   }
 
   /** Bytes held by the packed tables (excludes the id index and remote slot maps). */
@@ -414,9 +437,9 @@ export class Limiter {
     if (row === undefined) return this.createAgent(agentId, nowMs);
     if (
       ((this.agentFlags[row] as number) & USES_DEFAULT) !== 0 &&
-      this.agentPolicy[row] !== this.defaultPolicy
+      (this.agentPolicy[row] as AgentPolicy).limits !== this.defaultPolicy.limits
     ) {
-      this.applyPolicy(row, this.defaultPolicy, nowMs);
+      this.applyPolicy(row, this.policyFor(agentId), nowMs);
     }
     return row;
   }
@@ -424,7 +447,10 @@ export class Limiter {
   private refreshPolicy(row: number, nowMs: number): AgentPolicy {
     const agentId = this.agentIds[row] as string;
     const wanted = this.policyFor(agentId);
-    if (this.agentPolicy[row] !== wanted) this.applyPolicy(row, wanted, nowMs);
+    const current = this.agentPolicy[row] as AgentPolicy;
+    if (current.limits !== wanted.limits || current.revision !== wanted.revision) {
+      this.applyPolicy(row, wanted, nowMs);
+    }
     return wanted;
   }
 
@@ -512,11 +538,12 @@ export class Limiter {
           remote: this.remote.get(oldBase + j),
         };
       }
-      const available = this.available(oldBase, j, oldLimit, nowMs);
-      return {
-        kind: 'rebase' as const,
-        debt: Math.max(0, limit.capacityTokens - Math.min(available, limit.capacityTokens)),
-      };
+      // The tokens the agent was missing stay missing (core `rebase`).
+      const debt = Math.max(
+        0,
+        oldLimit.capacityTokens - this.available(oldBase, j, oldLimit, nowMs),
+      );
+      return { kind: 'rebase' as const, debt };
     });
     for (let j = 0; j < old.limits.length; j++) this.remote.delete(oldBase + j);
     this.buckets.release(oldBase, old.limits.length);
@@ -538,10 +565,23 @@ export class Limiter {
     this.markDirty(row);
   }
 
+  /** Raises a row's overflow so it holds no refill above capacity as of `nowMs` (core `normalise`). */
+  private normaliseRow(bucket: number, limit: Limit, nowMs: number): void {
+    const raw = this.uncapped(bucket, limit, nowMs);
+    if (raw > limit.capacityTokens) {
+      const at = bucket * STRIDE + OVERFLOW;
+      this.buckets.cells[at] = (this.buckets.cells[at] as number) + (raw - limit.capacityTokens);
+    }
+  }
+
   private available(base: number, i: number, limit: Limit, nowMs: number): number {
+    return Math.min(this.uncapped(base + i, limit, nowMs), limit.capacityTokens);
+  }
+
+  private uncapped(bucket: number, limit: Limit, nowMs: number): number {
     const cells = this.buckets.cells;
-    const at = (base + i) * STRIDE;
-    const raw = uncappedTokens(
+    const at = bucket * STRIDE;
+    return uncappedTokens(
       limit,
       cells[at + EPOCH] as number,
       (cells[at + OWN_CONSUMED] as number) -
@@ -550,7 +590,6 @@ export class Limiter {
       cells[at + OVERFLOW] as number,
       nowMs,
     );
-    return Math.min(raw, limit.capacityTokens);
   }
 
   private touch(row: number, nowMs: number): void {
@@ -570,13 +609,15 @@ export class Limiter {
     return this.slotPrefix + (this.agentSeq[row] as number).toString(36);
   }
 
-  private exportRow(row: number, out: BucketEntry[]): void {
+  /** Appends the agent's bucket states, normalised as of `nowMs` so a receiver cannot absorb them. */
+  private exportRow(row: number, nowMs: number, out: BucketEntry[]): void {
     const agentId = this.agentIds[row] as string;
     const policy = this.agentPolicy[row] as AgentPolicy;
     const base = this.agentBase[row] as number;
     const own = this.slotId(row);
     const cells = this.buckets.cells;
     for (let i = 0; i < policy.limits.length; i++) {
+      this.normaliseRow(base + i, policy.limits[i] as Limit, nowMs);
       const at = (base + i) * STRIDE;
       const slots = new Map<string, SlotCounters>();
       const remote = this.remote.get(base + i);

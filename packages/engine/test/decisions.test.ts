@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { limiter, tenPerTenSeconds } from './helpers.js';
 
 const snapshot = (l: ReturnType<typeof limiter>, agent: string) =>
-  l.exportAgent(agent).map((e) => ({ limit: e.limit, state: bucketToJson(e.state) }));
+  l.exportAgent(agent, 0).map((e) => ({ limit: e.limit, state: bucketToJson(e.state) }));
 
 describe('a single limiter', () => {
   it('admits exactly the burst, then denies with the wait until one token is back', () => {

@@ -19,6 +19,6 @@ export function limiter(
 
 /** Sends every dirty bucket of `from` to each of `to`. */
 export function sync(from: Limiter, to: readonly Limiter[], nowMs: number): void {
-  const delta = from.drainDirty();
+  const delta = from.drainDirty(nowMs);
   for (const peer of to) peer.merge(delta, nowMs);
 }

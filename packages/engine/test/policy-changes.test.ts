@@ -1,0 +1,118 @@
+import { InvalidPolicyError } from '@openclaw-edge/core';
+import { describe, expect, it } from 'vitest';
+import { limiter, policy, tenPerTenSeconds } from './helpers.js';
+
+describe('policies changed at runtime', () => {
+  it('an override applies at once and keeps the tokens the agent was missing', () => {
+    const l = limiter([tenPerTenSeconds]);
+    l.check('a', 6, 0);
+    l.setOverride('a', policy([{ ...tenPerTenSeconds, capacity: 100 }], 2), 0);
+    // 6 tokens were missing; with capacity 100 the agent has 94, not a fresh 100 nor 4.
+    expect(l.peek('a', 0).limits[0]).toMatchObject({ remaining: 94 });
+    expect(l.peek('b', 0).limits[0]?.remaining).toBe(10);
+  });
+
+  it('shrinking capacity keeps the missing tokens missing', () => {
+    const l = limiter([tenPerTenSeconds]);
+    l.check('a', 2, 0);
+    l.setOverride('a', policy([{ ...tenPerTenSeconds, capacity: 5 }], 2), 0);
+    expect(l.peek('a', 0).limits[0]?.remaining).toBe(3);
+  });
+
+  it('clearing an override falls back to the default, rebased', () => {
+    const l = limiter([tenPerTenSeconds]);
+    l.setOverride('a', policy([{ ...tenPerTenSeconds, capacity: 100 }], 2), 0);
+    l.check('a', 5, 0);
+    expect(() => l.clearOverride('a', 2, 0)).toThrow(/revision/);
+    expect(l.clearOverride('a', 3, 0)).toBe(true);
+    expect(l.clearOverride('a', 4, 0)).toBe(false);
+    // 5 were missing under capacity 100; they stay missing under the default's 10.
+    expect(l.peek('a', 0)).toMatchObject({ policyRevision: 3, limits: [{ remaining: 5 }] });
+    expect(l.exportAgent('a', 0)[0]?.state.revision).toBe(3);
+  });
+
+  it('an override set before the agent is seen governs its first check', () => {
+    const l = limiter([tenPerTenSeconds]);
+    l.setOverride('vip', policy([{ ...tenPerTenSeconds, capacity: 1000 }], 2), 0);
+    expect(l.check('vip', 500, 0).allowed).toBe(true);
+  });
+
+  it('a new default reaches agents on it lazily, without a reset', () => {
+    const l = limiter([tenPerTenSeconds]);
+    l.check('a', 4, 0);
+    l.setDefaultPolicy(
+      policy(
+        [
+          { ...tenPerTenSeconds, capacity: 20 },
+          { name: 'extra', capacity: 3, refill: 1, per: 'minute' },
+        ],
+        2,
+      ),
+    );
+    const status = l.peek('a', 0);
+    expect(status.policyRevision).toBe(2);
+    expect(status.limits.map((s) => [s.limit.name, s.remaining])).toEqual([
+      ['rps', 16],
+      ['extra', 3],
+    ]);
+    expect(l.check('a', 4, 0).allowed).toBe(false);
+    expect(l.check('a', 3, 0).allowed).toBe(true);
+  });
+
+  it('a removed limit stops being checked', () => {
+    const l = limiter([tenPerTenSeconds, { name: 'tight', capacity: 1, refill: 1, per: 'day' }]);
+    l.check('a', 1, 0);
+    expect(l.check('a', 1, 0).allowed).toBe(false);
+    l.setOverride('a', policy([tenPerTenSeconds], 2), 0);
+    expect(l.check('a', 1, 0).allowed).toBe(true);
+  });
+
+  it('refuses a policy revision that does not increase', () => {
+    const l = limiter([tenPerTenSeconds]);
+    expect(() => l.setOverride('a', policy([tenPerTenSeconds], 1), 0)).toThrow(InvalidPolicyError);
+    expect(() => l.setDefaultPolicy(policy([tenPerTenSeconds], 1))).toThrow(/revision/);
+  });
+});
+
+describe('idle eviction', () => {
+  it('evicts only buckets that are full, replicated and idle long enough', () => {
+    const l = limiter([tenPerTenSeconds], { idleEvictMs: 60_000 });
+    l.check('full-idle', 1, 0);
+    l.check('busy', 1, 0);
+    l.check('drained-recently', 9, 0);
+    l.check('busy', 10, 55_000);
+    l.drainDirty(55_000);
+    l.check('dirty', 1, 0);
+    expect(l.evictIdle(61_000)).toBe(2);
+    expect([...l.agents()].sort()).toEqual(['busy', 'dirty']);
+  });
+
+  it('an evicted agent comes back with a full bucket', () => {
+    const l = limiter([tenPerTenSeconds], { idleEvictMs: 1_000 });
+    l.check('a', 10, 0);
+    l.drainDirty(0);
+    expect(l.evictIdle(20_000)).toBe(1);
+    expect(l.check('a', 10, 20_000).allowed).toBe(true);
+  });
+
+  it('sweeps in slices that resume where the last stopped', () => {
+    const l = limiter([tenPerTenSeconds], { idleEvictMs: 1 });
+    for (let i = 0; i < 10; i++) l.check(`a${i}`, 1, 0);
+    l.drainDirty(0);
+    expect(l.evictIdle(100_000, 4)).toBe(4);
+    expect(l.evictIdle(100_000, 4)).toBe(4);
+    expect(l.evictIdle(100_000, 4)).toBe(2);
+    expect(l.size).toBe(0);
+  });
+
+  it('reuses freed rows without mixing agents up', () => {
+    const l = limiter([tenPerTenSeconds], { idleEvictMs: 1 });
+    for (let i = 0; i < 100; i++) l.check(`a${i}`, 1, 0);
+    l.drainDirty(0);
+    l.evictIdle(100_000);
+    for (let i = 0; i < 100; i++) l.check(`b${i}`, (i % 10) + 1, 100_000);
+    for (let i = 0; i < 100; i++) {
+      expect(l.peek(`b${i}`, 100_000).limits[0]?.remaining).toBe(10 - ((i % 10) + 1));
+    }
+  });
+});
