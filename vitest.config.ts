@@ -1,11 +1,13 @@
 import { defineConfig } from 'vitest/config';
 
+const sourceCondition = '@openclaw-edge/source';
+
 export default defineConfig({
-  resolve: {
-    // Packages export their TypeScript sources under this condition, so tests import
-    // `@openclaw-edge/<pkg>` exactly as a user would, without a build step first.
-    conditions: ['@openclaw-edge/source'],
-  },
+  // Packages export their TypeScript sources under this condition, so tests import
+  // `@openclaw-edge/<pkg>` exactly as a user would, with no build step first. Tests run in
+  // vite's server (ssr) environment, which takes its conditions from `ssr.resolve`.
+  ssr: { resolve: { conditions: [sourceCondition], externalConditions: [sourceCondition] } },
+  resolve: { conditions: [sourceCondition] },
   test: {
     include: ['packages/*/test/**/*.test.ts'],
     reporters: ['default', './vitest.summary-reporter.ts'],
