@@ -9,7 +9,7 @@ export default defineConfig({
   ssr: { resolve: { conditions: [sourceCondition], externalConditions: [sourceCondition] } },
   resolve: { conditions: [sourceCondition] },
   test: {
-    include: ['packages/*/test/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
     reporters: ['default', './vitest.summary-reporter.ts'],
   },
 });

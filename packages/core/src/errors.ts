@@ -3,7 +3,15 @@
  * them to RFC 9457 problem details in one place. Every code is listed in docs/errors.md
  * (a test keeps the two in sync).
  */
-export type EdgeErrorCode = 'INVALID_POLICY' | 'INVALID_COST' | 'INVALID_STATE' | 'UNKNOWN_LIMIT';
+export const ERROR_CODES = [
+  'INVALID_POLICY',
+  'INVALID_COST',
+  'INVALID_STATE',
+  'UNKNOWN_LIMIT',
+] as const;
+
+/** One of {@link ERROR_CODES}. */
+export type EdgeErrorCode = (typeof ERROR_CODES)[number];
 
 /** Base class of every error the project raises on purpose. */
 export class EdgeError extends Error {

@@ -32,6 +32,7 @@ export {
   describeValue,
   EdgeError,
   type EdgeErrorCode,
+  ERROR_CODES,
   InvalidCostError,
   InvalidPolicyError,
   InvalidStateError,
