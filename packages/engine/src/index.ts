@@ -1,2 +1,2 @@
-export { Limiter, type LimiterOptions } from './limiter.js';
+export { Limiter, type LimiterOptions, type PolicySource } from './limiter.js';
 export type { AgentStatus, Decision, LimitStatus, MergeReport, RefundResult } from './types.js';

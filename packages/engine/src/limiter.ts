@@ -39,14 +39,24 @@ export interface LimiterOptions {
   readonly incarnation: number;
   /** Policy of every agent without an override. */
   readonly defaultPolicy: AgentPolicy;
+  /**
+   * Configured policies that are not the default (tiers, per-agent and pattern overrides from a
+   * config file): returns an agent's policy, or undefined to use the default. Must be cheap and
+   * pure; it runs when an agent is first seen and after the source changes.
+   */
+  readonly policySource?: PolicySource;
   /** A full bucket untouched for this long may be evicted (it carries no information). */
   readonly idleEvictMs?: number;
   /** Agents to reserve room for up front. */
   readonly initialAgents?: number;
 }
 
+/** Looks up an agent's configured policy; undefined means the default. */
+export type PolicySource = (agentId: string) => AgentPolicy | undefined;
+
 const DIRTY = 1;
-const USES_DEFAULT = 2;
+/** The agent has no runtime override: its policy comes from the default and the policy source. */
+const FOLLOWS_CONFIG = 2;
 const DEFAULT_IDLE_EVICT_MS = 15 * 60_000;
 
 type RemoteSlots = Map<string, { consumed: number; refunded: number }>;
@@ -63,6 +73,9 @@ export class Limiter {
   private readonly slotPrefix: string;
   private readonly idleEvictMs: number;
   private defaultPolicy: AgentPolicy;
+  private policySource: PolicySource | undefined;
+  /** Bumped when the default or the policy source changes; rows re-resolve lazily when behind. */
+  private configGeneration = 0;
   private readonly overrides = new Map<string, AgentPolicy>();
   /** Revision at which an agent's override was cleared, while newer than the default's. */
   private readonly cleared = new Map<string, number>();
@@ -75,6 +88,7 @@ export class Limiter {
   private agentSeq: Float64Array;
   private agentLastMs: Float64Array;
   private agentFlags: Uint8Array;
+  private agentGeneration: Uint32Array;
   private agentTop = 0;
   private readonly freeAgents: number[] = [];
   private nextSeq = 1;
@@ -95,6 +109,7 @@ export class Limiter {
     this.nodeId = options.nodeId;
     this.slotPrefix = `${options.nodeId}~${options.incarnation.toString(36)}.`;
     this.defaultPolicy = options.defaultPolicy;
+    this.policySource = options.policySource;
     this.idleEvictMs = options.idleEvictMs ?? DEFAULT_IDLE_EVICT_MS;
     const rows = Math.max(16, options.initialAgents ?? 1024);
     this.buckets = new BucketTable(rows * options.defaultPolicy.limits.length);
@@ -102,6 +117,7 @@ export class Limiter {
     this.agentSeq = new Float64Array(rows);
     this.agentLastMs = new Float64Array(rows);
     this.agentFlags = new Uint8Array(rows);
+    this.agentGeneration = new Uint32Array(rows);
   }
 
   /** Agents currently holding state. */
@@ -361,7 +377,7 @@ export class Limiter {
     this.cleared.delete(agentId);
     const row = this.index.get(agentId);
     if (row !== undefined) {
-      this.agentFlags[row] = (this.agentFlags[row] as number) & ~USES_DEFAULT;
+      this.agentFlags[row] = (this.agentFlags[row] as number) & ~FOLLOWS_CONFIG;
       this.applyPolicy(row, policy, nowMs);
     }
   }
@@ -382,10 +398,10 @@ export class Limiter {
     this.overrides.delete(agentId);
     // Remember the change's revision: the default may be older than the override it replaces,
     // and buckets only move forward in revision.
-    if (revision > this.defaultPolicy.revision) this.cleared.set(agentId, revision);
+    this.cleared.set(agentId, revision);
     const row = this.index.get(agentId);
     if (row !== undefined) {
-      this.agentFlags[row] = (this.agentFlags[row] as number) | USES_DEFAULT;
+      this.agentFlags[row] = (this.agentFlags[row] as number) | FOLLOWS_CONFIG;
       this.refreshPolicy(row, nowMs);
     }
     return true;
@@ -408,15 +424,26 @@ export class Limiter {
       );
     }
     this.defaultPolicy = policy;
+    this.configGeneration++;
+  }
+
+  /**
+   * Replaces the configured policy source (after a config reload). Like a new default, agents
+   * move over lazily; limits whose parameters did not change keep their state.
+   */
+  setPolicySource(source: PolicySource | undefined): void {
+    this.policySource = source;
+    this.configGeneration++;
   }
 
   /** Policy that governs `agentId` (its override, or the default). */
   policyFor(agentId: string): AgentPolicy {
     const override = this.overrides.get(agentId);
     if (override !== undefined) return override;
+    const configured = this.policySource?.(agentId) ?? this.defaultPolicy;
     const cleared = this.cleared.get(agentId);
-    if (cleared === undefined || cleared <= this.defaultPolicy.revision) return this.defaultPolicy;
-    return { revision: cleared, limits: this.defaultPolicy.limits };
+    if (cleared === undefined || cleared <= configured.revision) return configured;
+    return { revision: cleared, limits: configured.limits };
   }
 
   /** Bytes held by the packed tables (excludes the id index and remote slot maps). */
@@ -427,6 +454,7 @@ export class Limiter {
       this.agentSeq.byteLength +
       this.agentLastMs.byteLength +
       this.agentFlags.byteLength +
+      this.agentGeneration.byteLength +
       16 * this.agentIds.length
     );
   }
@@ -436,10 +464,10 @@ export class Limiter {
     const row = this.index.get(agentId);
     if (row === undefined) return this.createAgent(agentId, nowMs);
     if (
-      ((this.agentFlags[row] as number) & USES_DEFAULT) !== 0 &&
-      (this.agentPolicy[row] as AgentPolicy).limits !== this.defaultPolicy.limits
+      ((this.agentFlags[row] as number) & FOLLOWS_CONFIG) !== 0 &&
+      this.agentGeneration[row] !== this.configGeneration
     ) {
-      this.applyPolicy(row, this.policyFor(agentId), nowMs);
+      this.refreshPolicy(row, nowMs);
     }
     return row;
   }
@@ -451,6 +479,7 @@ export class Limiter {
     if (current.limits !== wanted.limits || current.revision !== wanted.revision) {
       this.applyPolicy(row, wanted, nowMs);
     }
+    this.agentGeneration[row] = this.configGeneration;
     return wanted;
   }
 
@@ -458,8 +487,7 @@ export class Limiter {
     if (typeof agentId !== 'string' || agentId.length === 0) {
       throw new InvalidPolicyError('agent_id', 'must be a non-empty string');
     }
-    const override = this.overrides.get(agentId);
-    const policy = override ?? this.defaultPolicy;
+    const policy = this.policyFor(agentId);
     const row = this.allocateAgent();
     const base = this.buckets.allocate(policy.limits.length);
     const cells = this.buckets.cells;
@@ -471,7 +499,8 @@ export class Limiter {
     this.agentBase[row] = base;
     this.agentSeq[row] = this.nextSeq++;
     this.agentLastMs[row] = nowMs;
-    this.agentFlags[row] = override === undefined ? USES_DEFAULT : 0;
+    this.agentFlags[row] = this.overrides.has(agentId) ? 0 : FOLLOWS_CONFIG;
+    this.agentGeneration[row] = this.configGeneration;
     this.agentPolicy[row] = policy;
     this.agentIds[row] = agentId;
     this.index.set(agentId, row);
@@ -490,6 +519,9 @@ export class Limiter {
       const flags = new Uint8Array(size);
       flags.set(this.agentFlags);
       this.agentFlags = flags;
+      const generation = new Uint32Array(size);
+      generation.set(this.agentGeneration);
+      this.agentGeneration = generation;
     }
     return row;
   }

@@ -67,6 +67,25 @@ describe('policies changed at runtime', () => {
     expect(l.check('a', 1, 0).allowed).toBe(true);
   });
 
+  it('a policy source assigns configured policies and a new source applies lazily', () => {
+    const gold = policy([{ ...tenPerTenSeconds, capacity: 100 }], 2);
+    const l = limiter([tenPerTenSeconds], {
+      policySource: (id) => (id.startsWith('gold-') ? gold : undefined),
+    });
+    expect(l.check('gold-1', 50, 0).allowed).toBe(true);
+    expect(l.check('free-1', 50, 0).allowed).toBe(false);
+    l.check('free-1', 4, 0);
+    // Reload: gold grows to 200, free agents are untouched (same parameters keep their state).
+    const platinum = policy([{ ...tenPerTenSeconds, capacity: 200 }], 3);
+    l.setPolicySource((id) => (id.startsWith('gold-') ? platinum : undefined));
+    expect(l.peek('gold-1', 0).limits[0]?.remaining).toBe(150);
+    expect(l.peek('free-1', 0).limits[0]?.remaining).toBe(6);
+    // A runtime override beats the source, and survives a later reload.
+    l.setOverride('gold-1', policy([tenPerTenSeconds], 4), 0);
+    l.setPolicySource(undefined);
+    expect(l.peek('gold-1', 0).limits[0]?.limit.capacityTokens).toBe(10);
+  });
+
   it('refuses a policy revision that does not increase', () => {
     const l = limiter([tenPerTenSeconds]);
     expect(() => l.setOverride('a', policy([tenPerTenSeconds], 1), 0)).toThrow(InvalidPolicyError);
