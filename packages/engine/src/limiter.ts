@@ -54,7 +54,15 @@ export interface LimiterOptions {
 /** Looks up an agent's configured policy; undefined means the default. */
 export type PolicySource = (agentId: string) => AgentPolicy | undefined;
 
-const DIRTY = 1;
+/**
+ * Consumers of changes: the replication layer sends changed buckets to peers, the snapshotter
+ * writes them to disk. Each drains its own feed at its own pace.
+ */
+export type ChangeFeed = 'replication' | 'snapshot';
+
+/** Flag bit per feed: set while the agent waits in that feed's list. */
+const FEED_BIT: Readonly<Record<ChangeFeed, number>> = { replication: 1, snapshot: 4 };
+const CHANGED = FEED_BIT.replication | FEED_BIT.snapshot;
 /** The agent has no runtime override: its policy comes from the default and the policy source. */
 const FOLLOWS_CONFIG = 2;
 const DEFAULT_IDLE_EVICT_MS = 15 * 60_000;
@@ -94,7 +102,7 @@ export class Limiter {
   private nextSeq = 1;
   /** Remote slot counters by bucket row; absent for buckets only this replica has touched. */
   private readonly remote = new Map<number, RemoteSlots>();
-  private dirtyList: number[] = [];
+  private readonly feeds: Record<ChangeFeed, number[]> = { replication: [], snapshot: [] };
   private evictCursor: Iterator<[string, number]> | undefined;
   /** Per-limit scratch for a check: uncapped tokens computed in the first pass. */
   private readonly scratch = new Float64Array(64);
@@ -301,27 +309,34 @@ export class Limiter {
   }
 
   /**
-   * Bucket states of every agent changed by local decisions since the last drain, at most
-   * `maxAgents` agents' worth; the replication layer sends them as a delta.
+   * Bucket states of every agent changed locally (charges, refunds, policy changes) since the
+   * feed was last drained, each agent once and at most `maxAgents` agents' worth: the replication
+   * layer sends them as a delta, the snapshotter writes them.
    */
-  drainDirty(nowMs: number, maxAgents = Number.POSITIVE_INFINITY): BucketEntry[] {
+  drainDirty(
+    nowMs: number,
+    maxAgents = Number.POSITIVE_INFINITY,
+    feed: ChangeFeed = 'replication',
+  ): BucketEntry[] {
+    const list = this.feeds[feed];
+    const bit = FEED_BIT[feed];
     const out: BucketEntry[] = [];
     let taken = 0;
     let i = 0;
-    for (; i < this.dirtyList.length && taken < maxAgents; i++) {
-      const row = this.dirtyList[i] as number;
-      if (((this.agentFlags[row] as number) & DIRTY) === 0) continue;
-      this.agentFlags[row] = (this.agentFlags[row] as number) & ~DIRTY;
+    for (; i < list.length && taken < maxAgents; i++) {
+      const row = list[i] as number;
+      if (((this.agentFlags[row] as number) & bit) === 0) continue;
+      this.agentFlags[row] = (this.agentFlags[row] as number) & ~bit;
       this.exportRow(row, nowMs, out);
       taken++;
     }
-    this.dirtyList = i >= this.dirtyList.length ? [] : this.dirtyList.slice(i);
+    this.feeds[feed] = i >= list.length ? [] : list.slice(i);
     return out;
   }
 
-  /** Number of agents waiting in the dirty list. */
-  get dirtyCount(): number {
-    return this.dirtyList.length;
+  /** Agents waiting in a change feed (an upper bound: evicted agents leave stale entries). */
+  dirtyCount(feed: ChangeFeed = 'replication'): number {
+    return this.feeds[feed].length;
   }
 
   /** Full state of one agent's buckets (empty if untracked), for anti-entropy and snapshots. */
@@ -340,10 +355,10 @@ export class Limiter {
   /**
    * Evicts agents whose buckets are all full, are not waiting to be replicated, and were last
    * touched at least `idleEvictMs` ago. Scans at most `maxScan` agents, resuming where the last
-   * call stopped, so a caller can spread the sweep over time. Returns how many were evicted.
+   * call stopped, so a caller can spread the sweep over time. Returns the evicted agents' ids.
    */
-  evictIdle(nowMs: number, maxScan = Number.POSITIVE_INFINITY): number {
-    let evicted = 0;
+  evictIdle(nowMs: number, maxScan = Number.POSITIVE_INFINITY): string[] {
+    const evicted: string[] = [];
     for (let scanned = 0; scanned < maxScan; scanned++) {
       this.evictCursor ??= this.index.entries();
       const next = this.evictCursor.next();
@@ -354,7 +369,7 @@ export class Limiter {
       const [agentId, row] = next.value;
       if (this.isEvictable(row, nowMs)) {
         this.removeAgent(agentId, row);
-        evicted++;
+        evicted.push(agentId);
       }
     }
     return evicted;
@@ -539,7 +554,7 @@ export class Limiter {
   }
 
   private isEvictable(row: number, nowMs: number): boolean {
-    if (((this.agentFlags[row] as number) & DIRTY) !== 0) return false;
+    if (((this.agentFlags[row] as number) & FEED_BIT.replication) !== 0) return false;
     if (nowMs - (this.agentLastMs[row] as number) < this.idleEvictMs) return false;
     const policy = this.agentPolicy[row] as AgentPolicy;
     const base = this.agentBase[row] as number;
@@ -631,10 +646,10 @@ export class Limiter {
 
   private markDirty(row: number): void {
     const flags = this.agentFlags[row] as number;
-    if ((flags & DIRTY) === 0) {
-      this.agentFlags[row] = flags | DIRTY;
-      this.dirtyList.push(row);
-    }
+    if ((flags & CHANGED) === CHANGED) return;
+    this.agentFlags[row] = flags | CHANGED;
+    if ((flags & FEED_BIT.replication) === 0) this.feeds.replication.push(row);
+    if ((flags & FEED_BIT.snapshot) === 0) this.feeds.snapshot.push(row);
   }
 
   private slotId(row: number): string {

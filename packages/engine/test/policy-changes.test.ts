@@ -102,15 +102,32 @@ describe('idle eviction', () => {
     l.check('busy', 10, 55_000);
     l.drainDirty(55_000);
     l.check('dirty', 1, 0);
-    expect(l.evictIdle(61_000)).toBe(2);
+    expect(l.evictIdle(61_000).sort()).toEqual(['drained-recently', 'full-idle']);
     expect([...l.agents()].sort()).toEqual(['busy', 'dirty']);
+  });
+
+  it('feeds drain independently: a snapshot drain leaves the replication feed intact', () => {
+    const l = limiter([tenPerTenSeconds]);
+    l.check('a', 1, 0);
+    l.check('b', 1, 0);
+    expect(l.drainDirty(0, Number.POSITIVE_INFINITY, 'snapshot').map((e) => e.agentId)).toEqual([
+      'a',
+      'b',
+    ]);
+    l.check('a', 1, 0);
+    expect(l.drainDirty(0, Number.POSITIVE_INFINITY, 'snapshot').map((e) => e.agentId)).toEqual([
+      'a',
+    ]);
+    expect(l.drainDirty(0, 1).map((e) => e.agentId)).toEqual(['a']);
+    expect(l.drainDirty(0).map((e) => e.agentId)).toEqual(['b']);
+    expect(l.drainDirty(0)).toEqual([]);
   });
 
   it('an evicted agent comes back with a full bucket', () => {
     const l = limiter([tenPerTenSeconds], { idleEvictMs: 1_000 });
     l.check('a', 10, 0);
     l.drainDirty(0);
-    expect(l.evictIdle(20_000)).toBe(1);
+    expect(l.evictIdle(20_000)).toHaveLength(1);
     expect(l.check('a', 10, 20_000).allowed).toBe(true);
   });
 
@@ -118,9 +135,9 @@ describe('idle eviction', () => {
     const l = limiter([tenPerTenSeconds], { idleEvictMs: 1 });
     for (let i = 0; i < 10; i++) l.check(`a${i}`, 1, 0);
     l.drainDirty(0);
-    expect(l.evictIdle(100_000, 4)).toBe(4);
-    expect(l.evictIdle(100_000, 4)).toBe(4);
-    expect(l.evictIdle(100_000, 4)).toBe(2);
+    expect(l.evictIdle(100_000, 4)).toHaveLength(4);
+    expect(l.evictIdle(100_000, 4)).toHaveLength(4);
+    expect(l.evictIdle(100_000, 4)).toHaveLength(2);
     expect(l.size).toBe(0);
   });
 
@@ -128,7 +145,7 @@ describe('idle eviction', () => {
     const l = limiter([tenPerTenSeconds], { idleEvictMs: 1 });
     for (let i = 0; i < 100; i++) l.check(`a${i}`, 1, 0);
     l.drainDirty(0);
-    l.evictIdle(100_000);
+    expect(l.evictIdle(100_000)).toHaveLength(100);
     for (let i = 0; i < 100; i++) l.check(`b${i}`, (i % 10) + 1, 100_000);
     for (let i = 0; i < 100; i++) {
       expect(l.peek(`b${i}`, 100_000).limits[0]?.remaining).toBe(10 - ((i % 10) + 1));
