@@ -13,14 +13,17 @@ export interface SlotCounters {
 
 /**
  * Replicated state of one token bucket (DESIGN §3). Immutable: every operation returns a new
- * state. The limit's capacity and refill rate are not part of it; `revision` says which policy
- * version they come from.
+ * state. The limit's capacity and refill rate are not part of it; `params` is the fingerprint of
+ * the limit the counters count under, `revision` how many parameter changes the bucket has been
+ * through.
  *
  * available(t) = min(C, C + r·(t − epochMs) − Σconsumed + Σrefunded − overflow)
  */
 export interface BucketState {
-  /** Policy revision this state counts under; a higher revision replaces the whole state. */
+  /** Parameter changes this bucket went through; a higher revision replaces the whole state. */
   readonly revision: number;
+  /** Fingerprint of the limit parameters the counters count under (`Limit.fingerprint`). */
+  readonly params: number;
   /** When the bucket was full with nothing consumed; merged by min. */
   readonly epochMs: number;
   /** Tokens lost to the capacity cap (plus any carried debt); a max-register. */
@@ -41,9 +44,12 @@ export type ConsumeResult =
  */
 export const ADMISSION_EPSILON = 1e-9;
 
-/** A full bucket under `revision`, starting at `epochMs`, optionally owing `debt` tokens. */
-export function createBucket(revision: number, epochMs: number, debt = 0): BucketState {
-  return { revision, epochMs, overflow: debt, slots: new Map() };
+/**
+ * A full bucket for `limit`, starting at `epochMs`, optionally owing `debt` tokens. Revision 0:
+ * every replica and every restart that creates the same limit's bucket creates the same state.
+ */
+export function createBucket(limit: Limit, epochMs: number, debt = 0, revision = 0): BucketState {
+  return { revision, params: limit.fingerprint, epochMs, overflow: debt, slots: new Map() };
 }
 
 /** Net tokens taken out of the bucket: Σconsumed − Σrefunded over every slot. */
@@ -153,17 +159,13 @@ export function normalise(state: BucketState, limit: Limit, nowMs: number): Buck
 }
 
 /**
- * Moves a bucket to a new policy revision at `atMs`. The tokens the agent was missing under the
- * old limit stay missing under the new one (an upgrade from 10 to 100 with 6 spent leaves 94),
- * so changing a limit neither hands every agent a fresh burst nor starves them.
+ * Moves a bucket from limit `from` to limit `to` at `atMs`, one revision up. The tokens the agent
+ * was missing under the old limit stay missing under the new one (an upgrade from 10 to 100 with
+ * 6 spent leaves 94), so changing a limit neither hands every agent a fresh burst nor starves
+ * them. Deterministic: replicas that rebase the same state get the same result.
  */
-export function rebase(
-  state: BucketState,
-  from: Limit,
-  revision: number,
-  atMs: number,
-): BucketState {
-  return createBucket(revision, atMs, missingTokens(state, from, atMs));
+export function rebase(state: BucketState, from: Limit, to: Limit, atMs: number): BucketState {
+  return createBucket(to, atMs, missingTokens(state, from, atMs), state.revision + 1);
 }
 
 /** Tokens a bucket lacks to be full at `nowMs` (0 when full). */

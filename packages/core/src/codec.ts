@@ -70,6 +70,7 @@ export function decodeEntries(bytes: Uint8Array): BucketEntry[] {
 export interface BucketStateJson {
   readonly v: number;
   readonly revision: number;
+  readonly params: number;
   readonly epochMs: number;
   readonly overflow: number;
   readonly slots: readonly (readonly [string, number, number])[];
@@ -82,6 +83,7 @@ export function bucketToJson(state: BucketState): BucketStateJson {
   return {
     v: STATE_FORMAT_VERSION,
     revision: state.revision,
+    params: state.params,
     epochMs: state.epochMs,
     overflow: state.overflow,
     slots,
@@ -108,11 +110,12 @@ export function bucketFromJson(value: unknown): BucketState {
     }
     addSlot(slots, slot[0], slot[1], slot[2]);
   }
-  return checkedState(o.revision, o.epochMs, o.overflow, slots);
+  return checkedState(o.revision, o.params, o.epochMs, o.overflow, slots);
 }
 
 function writeState(w: Writer, state: BucketState): void {
   w.varuint(state.revision);
+  w.varuint(state.params);
   w.f64(state.epochMs);
   w.f64(state.overflow);
   w.varuint(state.slots.size);
@@ -125,6 +128,7 @@ function writeState(w: Writer, state: BucketState): void {
 
 function readState(r: Reader): BucketState {
   const revision = r.varuint();
+  const params = r.varuint();
   const epochMs = r.f64();
   const overflow = r.f64();
   const count = r.varuint();
@@ -132,7 +136,7 @@ function readState(r: Reader): BucketState {
     throw new InvalidStateError(`bucket has ${count} slots, more than ${MAX_SLOTS}`);
   const slots = new Map<string, SlotCounters>();
   for (let i = 0; i < count; i++) addSlot(slots, r.string(), r.f64(), r.f64());
-  return checkedState(revision, epochMs, overflow, slots);
+  return checkedState(revision, params, epochMs, overflow, slots);
 }
 
 function addSlot(
@@ -152,6 +156,7 @@ function addSlot(
 
 function checkedState(
   revision: unknown,
+  params: unknown,
   epochMs: unknown,
   overflow: unknown,
   slots: ReadonlyMap<string, SlotCounters>,
@@ -159,11 +164,19 @@ function checkedState(
   if (typeof revision !== 'number' || !Number.isSafeInteger(revision) || revision < 0) {
     throw new InvalidStateError('revision must be a non-negative integer');
   }
+  if (
+    typeof params !== 'number' ||
+    !Number.isInteger(params) ||
+    params < 0 ||
+    params > 0xffffffff
+  ) {
+    throw new InvalidStateError('params must be a 32-bit unsigned fingerprint');
+  }
   if (typeof epochMs !== 'number' || !Number.isFinite(epochMs)) {
     throw new InvalidStateError('epochMs must be a finite number');
   }
   if (!isCount(overflow)) throw new InvalidStateError('overflow must be a finite number >= 0');
-  return { revision, epochMs, overflow, slots };
+  return { revision, params, epochMs, overflow, slots };
 }
 
 function isCount(value: unknown): value is number {

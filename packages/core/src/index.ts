@@ -38,7 +38,7 @@ export {
   InvalidStateError,
   UnknownLimitError,
 } from './errors.js';
-export { isCoveredBy, mergeBuckets, sameBucket } from './merge.js';
+export { compareVersions, isCoveredBy, mergeBuckets, sameBucket } from './merge.js';
 export {
   type Cost,
   costFor,
@@ -54,6 +54,7 @@ export {
   definePolicy,
   type Limit,
   type LimitSpec,
+  limitFingerprint,
   MAX_LIMITS_PER_AGENT,
   MAX_TOKENS,
   PERIOD_MS,

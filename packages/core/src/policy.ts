@@ -41,15 +41,16 @@ export interface Limit {
   /** Refill rate in tokens per millisecond (time on the hot path is in ms). */
   readonly refillPerMs: number;
   readonly mode: AdmissionMode;
+  /**
+   * Fingerprint of what the bucket's counters mean (capacity, refill rate, resource): a bucket
+   * records the fingerprint of the parameters it counts under, so every replica and every restart
+   * agrees whether a policy change still has to be applied to it (docs/crdt.md).
+   */
+  readonly fingerprint: number;
 }
 
-/**
- * Every limit an agent is held to, checked together. `revision` orders policy versions: a
- * bucket is rebased when the policy that governs it gets a higher revision, and replicas that
- * disagree converge on the state of the highest revision (see docs/crdt.md).
- */
+/** Every limit an agent is held to, checked together. */
 export interface AgentPolicy {
-  readonly revision: number;
   readonly limits: readonly Limit[];
 }
 
@@ -94,21 +95,34 @@ export function defineLimit(spec: LimitSpec, field = 'limit'): Limit {
       `must be optimistic or shared (got ${describeValue(mode)})`,
     );
   }
+  const refillPerMs = spec.refill / PERIOD_MS[spec.per];
   return {
     name: spec.name,
     resource,
     capacityTokens: spec.capacity,
-    refillPerMs: spec.refill / PERIOD_MS[spec.per],
+    refillPerMs,
     mode,
+    fingerprint: limitFingerprint(spec.capacity, refillPerMs, resource),
   };
 }
 
+/** 32-bit FNV-1a over the parameters that give bucket counters their meaning. */
+export function limitFingerprint(
+  capacityTokens: number,
+  refillPerMs: number,
+  resource: string,
+): number {
+  const text = `${capacityTokens}|${refillPerMs}|${resource}`;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
 /** Validates a whole policy: at least one limit, at most {@link MAX_LIMITS_PER_AGENT}, unique names. */
-export function definePolicy(
-  specs: readonly LimitSpec[],
-  revision = 0,
-  field = 'limits',
-): AgentPolicy {
+export function definePolicy(specs: readonly LimitSpec[], field = 'limits'): AgentPolicy {
   if (!Array.isArray(specs)) {
     throw new InvalidPolicyError(field, `must be a list of limits (got ${describeValue(specs)})`);
   }
@@ -116,12 +130,6 @@ export function definePolicy(
     throw new InvalidPolicyError(
       field,
       `must hold between 1 and ${MAX_LIMITS_PER_AGENT} limits (got ${specs.length})`,
-    );
-  }
-  if (!Number.isSafeInteger(revision) || revision < 0) {
-    throw new InvalidPolicyError(
-      'revision',
-      `must be a non-negative integer (got ${describeValue(revision)})`,
     );
   }
   const seen = new Set<string>();
@@ -136,7 +144,7 @@ export function definePolicy(
     seen.add(limit.name);
     return limit;
   });
-  return { revision, limits };
+  return { limits };
 }
 
 function checkAmount(value: unknown, field: string): void {

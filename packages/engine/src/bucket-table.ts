@@ -13,8 +13,11 @@ export const OWN_CONSUMED = 2;
 export const OWN_REFUNDED = 3;
 /** Σconsumed − Σrefunded over every other slot, kept in step with the remote slot map. */
 export const REMOTE_USED = 4;
+/** Parameter changes the bucket went through (core `BucketState.revision`). */
 export const REVISION = 5;
-export const STRIDE = 6;
+/** Fingerprint of the limit parameters the row counts under (core `BucketState.params`). */
+export const PARAMS = 6;
+export const STRIDE = 7;
 
 /** Growable table of bucket rows addressed by row index. */
 export class BucketTable {

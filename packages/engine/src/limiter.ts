@@ -21,6 +21,7 @@ import {
   OVERFLOW,
   OWN_CONSUMED,
   OWN_REFUNDED,
+  PARAMS,
   REMOTE_USED,
   REVISION,
   STRIDE,
@@ -85,8 +86,6 @@ export class Limiter {
   /** Bumped when the default or the policy source changes; rows re-resolve lazily when behind. */
   private configGeneration = 0;
   private readonly overrides = new Map<string, AgentPolicy>();
-  /** Revision at which an agent's override was cleared, while newer than the default's. */
-  private readonly cleared = new Map<string, number>();
 
   private readonly index = new Map<string, number>();
   private readonly buckets: BucketTable;
@@ -227,7 +226,6 @@ export class Limiter {
       return {
         agentId,
         tracked: false,
-        policyRevision: policy.revision,
         limits: policy.limits.map((limit) => ({
           limit,
           remaining: limit.capacityTokens,
@@ -241,7 +239,7 @@ export class Limiter {
       const remaining = this.available(this.agentBase[row] as number, i, limit, nowMs);
       return { limit, remaining, resetMs: msUntilFull(limit, remaining) };
     });
-    return { agentId, tracked: true, policyRevision: policy.revision, limits };
+    return { agentId, tracked: true, limits };
   }
 
   /**
@@ -283,8 +281,8 @@ export class Limiter {
 
   /**
    * Merges bucket states received from peers (or restored from a snapshot). Unknown agents are
-   * created; entries of an older policy revision than the local one are ignored, a newer
-   * revision replaces the local bucket. Merging does not mark agents dirty: state learnt from a
+   * created; an entry of an older version (revision, params) than the local bucket is ignored,
+   * a newer one replaces it. Merging does not mark agents dirty: state learnt from a
    * peer is not re-broadcast (anti-entropy repairs what a delta missed).
    */
   merge(entries: readonly BucketEntry[], nowMs: number): MergeReport {
@@ -376,20 +374,11 @@ export class Limiter {
   }
 
   /**
-   * Sets an agent's own policy. `policy.revision` must exceed the revision the agent is
-   * governed by now (use the time of the change); limits whose parameters changed are rebased
-   * so the agent keeps as many tokens as it had, limits that are new start full.
+   * Sets an agent's own policy, over whatever config says. Limits whose parameters changed are
+   * rebased so the agent keeps missing the tokens it was missing; limits that are new start full.
    */
   setOverride(agentId: string, policy: AgentPolicy, nowMs: number): void {
-    const current = this.policyFor(agentId);
-    if (policy.revision <= current.revision) {
-      throw new InvalidPolicyError(
-        'revision',
-        `must be greater than the agent's current policy revision ${current.revision} (got ${policy.revision})`,
-      );
-    }
     this.overrides.set(agentId, policy);
-    this.cleared.delete(agentId);
     const row = this.index.get(agentId);
     if (row !== undefined) {
       this.agentFlags[row] = (this.agentFlags[row] as number) & ~FOLLOWS_CONFIG;
@@ -398,22 +387,11 @@ export class Limiter {
   }
 
   /**
-   * Removes an agent's override at `revision` (greater than the override's); the agent falls
-   * back to the default policy, rebased like any change. False if there was no override.
+   * Removes an agent's override; it falls back to its configured policy, rebased like any
+   * change. False if there was no override.
    */
-  clearOverride(agentId: string, revision: number, nowMs: number): boolean {
-    const override = this.overrides.get(agentId);
-    if (override === undefined) return false;
-    if (!(revision > override.revision)) {
-      throw new InvalidPolicyError(
-        'revision',
-        `must be greater than the override's revision ${override.revision} (got ${revision})`,
-      );
-    }
-    this.overrides.delete(agentId);
-    // Remember the change's revision: the default may be older than the override it replaces,
-    // and buckets only move forward in revision.
-    this.cleared.set(agentId, revision);
+  clearOverride(agentId: string, nowMs: number): boolean {
+    if (!this.overrides.delete(agentId)) return false;
     const row = this.index.get(agentId);
     if (row !== undefined) {
       this.agentFlags[row] = (this.agentFlags[row] as number) | FOLLOWS_CONFIG;
@@ -432,12 +410,6 @@ export class Limiter {
    * so a change never stalls the decision path with a sweep over every agent.
    */
   setDefaultPolicy(policy: AgentPolicy): void {
-    if (policy.revision <= this.defaultPolicy.revision) {
-      throw new InvalidPolicyError(
-        'revision',
-        `must be greater than the current default revision ${this.defaultPolicy.revision} (got ${policy.revision})`,
-      );
-    }
     this.defaultPolicy = policy;
     this.configGeneration++;
   }
@@ -455,10 +427,7 @@ export class Limiter {
   policyFor(agentId: string): AgentPolicy {
     const override = this.overrides.get(agentId);
     if (override !== undefined) return override;
-    const configured = this.policySource?.(agentId) ?? this.defaultPolicy;
-    const cleared = this.cleared.get(agentId);
-    if (cleared === undefined || cleared <= configured.revision) return configured;
-    return { revision: cleared, limits: configured.limits };
+    return this.policySource?.(agentId) ?? this.defaultPolicy;
   }
 
   /** Bytes held by the packed tables (excludes the id index and remote slot maps). */
@@ -491,7 +460,7 @@ export class Limiter {
     const agentId = this.agentIds[row] as string;
     const wanted = this.policyFor(agentId);
     const current = this.agentPolicy[row] as AgentPolicy;
-    if (current.limits !== wanted.limits || current.revision !== wanted.revision) {
+    if (current.limits !== wanted.limits) {
       this.applyPolicy(row, wanted, nowMs);
     }
     this.agentGeneration[row] = this.configGeneration;
@@ -509,7 +478,7 @@ export class Limiter {
     for (let i = 0; i < policy.limits.length; i++) {
       const at = (base + i) * STRIDE;
       cells[at + EPOCH] = nowMs;
-      cells[at + REVISION] = policy.revision;
+      cells[at + PARAMS] = (policy.limits[i] as Limit).fingerprint;
     }
     this.agentBase[row] = base;
     this.agentSeq[row] = this.nextSeq++;
@@ -577,20 +546,20 @@ export class Limiter {
       if (j < 0) return { kind: 'fresh' as const };
       const oldLimit = old.limits[j] as Limit;
       const at = (oldBase + j) * STRIDE;
-      const revision = cells[at + REVISION] as number;
-      if (sameParameters(oldLimit, limit) || policy.revision <= revision) {
+      // Already counting under these parameters (unchanged, or a peer rebased it first): keep.
+      if (cells[at + PARAMS] === limit.fingerprint) {
         return {
           kind: 'keep' as const,
           row: cells.slice(at, at + STRIDE),
           remote: this.remote.get(oldBase + j),
         };
       }
-      // The tokens the agent was missing stay missing (core `rebase`).
+      // The tokens the agent was missing stay missing, one revision up (core `rebase`).
       const debt = Math.max(
         0,
         oldLimit.capacityTokens - this.available(oldBase, j, oldLimit, nowMs),
       );
-      return { kind: 'rebase' as const, debt };
+      return { kind: 'rebase' as const, debt, revision: (cells[at + REVISION] as number) + 1 };
     });
     for (let j = 0; j < old.limits.length; j++) this.remote.delete(oldBase + j);
     this.buckets.release(oldBase, old.limits.length);
@@ -603,8 +572,11 @@ export class Limiter {
         if (c.remote !== undefined) this.remote.set(base + i, c.remote);
       } else {
         next[at + EPOCH] = nowMs;
-        next[at + REVISION] = policy.revision;
-        next[at + OVERFLOW] = c.kind === 'rebase' ? c.debt : 0;
+        next[at + PARAMS] = (policy.limits[i] as Limit).fingerprint;
+        if (c.kind === 'rebase') {
+          next[at + REVISION] = c.revision;
+          next[at + OVERFLOW] = c.debt;
+        }
       }
     });
     this.agentBase[row] = base;
@@ -674,6 +646,7 @@ export class Limiter {
       if (consumed > 0 || refunded > 0) slots.set(own, { consumed, refunded });
       const state: BucketState = {
         revision: cells[at + REVISION] as number,
+        params: cells[at + PARAMS] as number,
         epochMs: cells[at + EPOCH] as number,
         overflow: cells[at + OVERFLOW] as number,
         slots,
@@ -682,16 +655,19 @@ export class Limiter {
     }
   }
 
-  /** Joins `state` into bucket row `bucket`; false when the state is of an older revision. */
+  /** Joins `state` into bucket row `bucket`; false when the state is of an older version. */
   private mergeRow(bucket: number, ownSlot: string, state: BucketState): boolean {
     const cells = this.buckets.cells;
     const at = bucket * STRIDE;
     const revision = cells[at + REVISION] as number;
-    if (state.revision < revision) return false;
+    const params = cells[at + PARAMS] as number;
+    const order = state.revision !== revision ? state.revision - revision : state.params - params;
+    if (order < 0) return false;
     let remote = this.remote.get(bucket);
-    if (state.revision > revision) {
-      // A newer policy revision replaces the bucket whole (lexicographic join).
+    if (order > 0) {
+      // A newer version replaces the bucket whole (lexicographic join, core `mergeBuckets`).
       cells[at + REVISION] = state.revision;
+      cells[at + PARAMS] = state.params;
       cells[at + EPOCH] = state.epochMs;
       cells[at + OVERFLOW] = state.overflow;
       cells[at + OWN_CONSUMED] = 0;
@@ -725,15 +701,6 @@ export class Limiter {
     cells[at + REMOTE_USED] = remoteUsed;
     return true;
   }
-}
-
-function sameParameters(a: Limit, b: Limit): boolean {
-  return (
-    a.capacityTokens === b.capacityTokens &&
-    a.refillPerMs === b.refillPerMs &&
-    a.resource === b.resource &&
-    a.mode === b.mode
-  );
 }
 
 function checkNames(policy: AgentPolicy, names: readonly string[]): void {

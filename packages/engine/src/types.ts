@@ -29,7 +29,6 @@ export interface AgentStatus {
   readonly agentId: string;
   /** False when the engine holds no state for the agent (never seen, or evicted while full). */
   readonly tracked: boolean;
-  readonly policyRevision: number;
   readonly limits: readonly LimitStatus[];
 }
 
@@ -43,7 +42,7 @@ export interface RefundResult {
 export interface MergeReport {
   /** Entries merged into local state. */
   readonly applied: number;
-  /** Entries from an older policy revision than the local one: nothing to learn from them. */
+  /** Entries of an older version (revision, params) than the local bucket: nothing to learn. */
   readonly stale: number;
   /** Entries for a limit the agent's local policy does not have. */
   readonly unknownLimit: number;

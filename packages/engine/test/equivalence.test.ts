@@ -12,13 +12,10 @@ import { describe, expect, it } from 'vitest';
 
 // The engine packs buckets into typed arrays; the core keeps them as plain states. Both must
 // make the same decisions and report the same tokens on any sequence of operations.
-const policy = definePolicy(
-  [
-    { name: 'requests', capacity: 5, refill: 2, per: 'second' },
-    { name: 'tokens', resource: 'tokens', capacity: 400, refill: 100, per: 'second' },
-  ],
-  1,
-);
+const policy = definePolicy([
+  { name: 'requests', capacity: 5, refill: 2, per: 'second' },
+  { name: 'tokens', resource: 'tokens', capacity: 400, refill: 100, per: 'second' },
+]);
 
 const op = fc.oneof(
   fc.record({
@@ -44,7 +41,7 @@ describe('engine against the core model', () => {
         const stateOf = (agent: number) => {
           let s = model.get(agent);
           if (s === undefined) {
-            s = policy.limits.map(() => createBucket(1, now));
+            s = policy.limits.map((limit) => createBucket(limit, now));
             model.set(agent, s);
           }
           return s;

@@ -4,9 +4,9 @@ import { Limiter, type LimiterOptions } from '@openclaw-edge/engine';
 /** 10 requests of burst, refilled at 1 per second. */
 export const tenPerTenSeconds: LimitSpec = { name: 'rps', capacity: 10, refill: 1, per: 'second' };
 
-/** A policy from specs at revision `revision`. */
-export function policy(specs: readonly LimitSpec[], revision = 1): AgentPolicy {
-  return definePolicy(specs, revision);
+/** A policy from specs. */
+export function policy(specs: readonly LimitSpec[]): AgentPolicy {
+  return definePolicy(specs);
 }
 
 /** A limiter with sensible test defaults. */

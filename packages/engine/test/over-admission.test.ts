@@ -46,18 +46,15 @@ describe('over-admission of optimistic replicas', () => {
   it('stays within (R − 1)·(C + r·L) over every window', () => {
     fc.assert(
       fc.property(scenario, (s) => {
-        const policy = definePolicy(
-          [
-            {
-              name: 'l',
-              capacity: s.capacity,
-              refill: s.refillPerSecond,
-              per: 'second',
-              mode: 'optimistic',
-            },
-          ],
-          1,
-        );
+        const policy = definePolicy([
+          {
+            name: 'l',
+            capacity: s.capacity,
+            refill: s.refillPerSecond,
+            per: 'second',
+            mode: 'optimistic',
+          },
+        ]);
         const fleet = Array.from(
           { length: s.replicas },
           (_, i) => new Limiter({ nodeId: `r${i}`, incarnation: 1, defaultPolicy: policy }),
@@ -99,7 +96,7 @@ describe('over-admission of optimistic replicas', () => {
   });
 
   it('a single replica admits exactly what an exact bucket would', () => {
-    const policy = definePolicy([{ name: 'l', capacity: 50, refill: 20, per: 'second' }], 1);
+    const policy = definePolicy([{ name: 'l', capacity: 50, refill: 20, per: 'second' }]);
     const one = new Limiter({ nodeId: 'solo', incarnation: 1, defaultPolicy: policy });
     const admissions: { t: number; cost: number }[] = [];
     for (let t = 0; t < 10_000; t++) {

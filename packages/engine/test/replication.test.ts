@@ -1,6 +1,6 @@
 import { mergeBuckets, sameBucket } from '@openclaw-edge/core';
 import { describe, expect, it } from 'vitest';
-import { limiter, sync, tenPerTenSeconds } from './helpers.js';
+import { limiter, policy, sync, tenPerTenSeconds } from './helpers.js';
 
 describe('limiters exchanging deltas', () => {
   it('drain hands over each changed agent once and then nothing', () => {
@@ -66,28 +66,29 @@ describe('limiters exchanging deltas', () => {
     expect(b.peek('x', 120_000).limits[0]?.remaining).toBe(5);
   });
 
-  it('a newer policy revision from a peer replaces the local bucket, an older one is ignored', () => {
+  it('a rebased bucket from a peer replaces the local one, and is not rebased twice', () => {
     const a = limiter([tenPerTenSeconds], { nodeId: 'a' });
     const b = limiter([tenPerTenSeconds], { nodeId: 'b' });
     a.check('x', 2, 0);
     b.check('x', 1, 0);
-    b.setOverride('x', { revision: 5, limits: b.policyFor('x').limits }, 0);
-    // Same parameters: the bucket keeps its state and its revision.
-    expect(b.exportAgent('x', 0)[0]?.state.revision).toBe(1);
-    b.setOverride('x', { revision: 6, limits: [{ ...tenLimit(), capacityTokens: 20 }] }, 0);
-    const report = a.merge(b.exportAgent('x', 0), 0);
-    expect(report).toEqual({ applied: 1, stale: 0, unknownLimit: 0 });
-    expect(a.exportAgent('x', 0)[0]?.state.revision).toBe(6);
-    expect(b.merge(limiter([tenPerTenSeconds], { nodeId: 'c' }).exportAgent('none', 0), 0)).toEqual(
-      {
-        applied: 0,
-        stale: 0,
-        unknownLimit: 0,
-      },
-    );
+    sync(a, [b], 0);
+    sync(b, [a], 0);
+    const bigger = policy([{ ...tenPerTenSeconds, capacity: 20 }]);
+    // Same parameters under a new policy object: the bucket keeps its state and revision.
+    b.setOverride('x', policy([tenPerTenSeconds]), 0);
+    expect(b.exportAgent('x', 0)[0]?.state.revision).toBe(0);
+    b.setOverride('x', bigger, 0);
+    expect(b.peek('x', 0).limits[0]?.remaining).toBe(17);
+    expect(a.merge(b.exportAgent('x', 0), 0)).toEqual({ applied: 1, stale: 0, unknownLimit: 0 });
+    expect(a.exportAgent('x', 0)[0]?.state.revision).toBe(1);
+    // When a's own config catches up, the bucket already counts under those parameters.
+    a.setOverride('x', bigger, 0);
+    expect(a.exportAgent('x', 0)[0]?.state.revision).toBe(1);
+    expect(a.peek('x', 0).limits[0]?.remaining).toBe(17);
+    // The old version from a lagging replica teaches nothing.
     const old = limiter([tenPerTenSeconds], { nodeId: 'c' });
     old.check('x', 1, 0);
-    expect(b.merge(old.exportAgent('x', 0), 0)).toEqual({ applied: 0, stale: 1, unknownLimit: 0 });
+    expect(a.merge(old.exportAgent('x', 0), 0)).toEqual({ applied: 0, stale: 1, unknownLimit: 0 });
   });
 
   it('entries for limits the local policy lacks are counted, not applied', () => {
@@ -97,9 +98,3 @@ describe('limiters exchanging deltas', () => {
     expect(b.merge(a.drainDirty(0), 0)).toEqual({ applied: 0, stale: 0, unknownLimit: 1 });
   });
 });
-
-function tenLimit() {
-  const l = limiter([tenPerTenSeconds]).policyFor('any').limits[0];
-  if (l === undefined) throw new Error('no limit');
-  return l;
-}
