@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// Installed entry point: runs the built CLI (`npm run build` produces dist/).
+import '../dist/main.js';

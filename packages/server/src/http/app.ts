@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import { authenticate } from './auth-hook.js';
+import { registerHealthRoutes } from './health-routes.js';
+import { registerLimitRoutes } from './limit-routes.js';
+import { registerOpenApi } from './openapi.js';
+import { registerPolicyRoutes } from './policy-routes.js';
+import { HttpProblem, sendProblem, toProblem } from './problem.js';
+import type { EdgeRuntime } from './runtime.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Options of {@link buildApp}. */
+export interface AppOptions {
+  /** A pino logger instance, or Fastify's logger options; false for none. */
+  readonly logger: FastifyServerOptions['loggerInstance'] | false;
+  readonly version: string;
+  /** Log a line per request (incoming and completed); off by default, failures are always logged. */
+  readonly logRequests?: boolean;
+}
+
+/**
+ * The HTTP API as a Fastify instance, not yet listening. Requests are validated against the
+ * route schemas with unknown fields rejected and no type coercion; every error leaves as RFC 9457
+ * problem details from one handler.
+ */
+export function buildApp(runtime: EdgeRuntime, options: AppOptions): FastifyInstance {
+  const app = Fastify({
+    ...(options.logger === false ? { logger: false } : { loggerInstance: options.logger }),
+    bodyLimit: runtime.bodyLimitBytes,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    logController: new LogController({
+      requestIdLogLabel: 'request_id',
+      disableRequestLogging: options.logRequests !== true,
+    }),
+    return503OnClosing: true,
+    ajv: {
+      customOptions: {
+        removeAdditional: false,
+        coerceTypes: false,
+        useDefaults: false,
+        allErrors: false,
+      },
+    },
+  });
+  app.decorateRequest('principal', undefined);
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  // Authenticate before the body is even parsed: strangers learn nothing about the schemas.
+  app.addHook('onRequest', async (request) => authenticate(runtime, request));
+  app.setErrorHandler((error, request, reply) => {
+    const body = toProblem(error, request);
+    if (body.status >= 500) request.log.error({ err: error }, 'request failed');
+    return sendProblem(reply, body);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      reply,
+      toProblem(
+        new HttpProblem('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
+        request,
+      ),
+    ),
+  );
+  registerOpenApi(app, options.version);
+  registerHealthRoutes(app, runtime);
+  registerLimitRoutes(app, runtime);
+  registerPolicyRoutes(app, runtime);
+  return app;
+}

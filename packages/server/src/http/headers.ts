@@ -1,0 +1,36 @@
+import type { AgentStatus, Decision } from '@openclaw-edge/engine';
+import type { FastifyReply } from 'fastify';
+
+/**
+ * Rate limit headers of the IETF httpapi draft (RateLimit-Policy and RateLimit, structured
+ * fields): every limit of the agent as a policy with its quota `q` and window `w` (seconds the
+ * bucket takes to refill from empty), and the current state of the limit that decided, as
+ * remaining `r` and seconds to reset `t`. Plus Retry-After (seconds) on a denial that can pass
+ * later.
+ */
+export function setRateLimitHeaders(
+  reply: FastifyReply,
+  status: AgentStatus,
+  decision: Decision,
+): void {
+  reply.header(
+    'RateLimit-Policy',
+    status.limits
+      .map((s) => {
+        const windowS = Math.max(
+          1,
+          Math.ceil(s.limit.capacityTokens / (s.limit.refillPerMs * 1000)),
+        );
+        return `"${s.limit.name}";q=${Math.floor(s.limit.capacityTokens)};w=${windowS}`;
+      })
+      .join(', '),
+  );
+  const remaining = Math.max(0, Math.floor(decision.remaining + 1e-9));
+  reply.header(
+    'RateLimit',
+    `"${decision.limit.name}";r=${remaining};t=${Math.ceil(decision.resetMs / 1000)}`,
+  );
+  if (!decision.allowed && Number.isFinite(decision.retryAfterMs)) {
+    reply.header('Retry-After', String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000))));
+  }
+}

@@ -1,0 +1,20 @@
+export { ApiKeys, mayActFor, type Principal, sha256 } from './auth/api-keys.js';
+export { main } from './cli.js';
+export {
+  ConfigError,
+  type ConfigIssue,
+  defaultConfig,
+  ENV_OVERRIDES,
+  loadConfigFile,
+  parseConfig,
+} from './config/load.js';
+export { type CompiledPolicies, compilePolicies } from './config/policies.js';
+export type { Config, ConfigLimit, Scope } from './config/schema.js';
+export { type AppOptions, buildApp } from './http/app.js';
+export { HTTP_ERROR_CODES } from './http/problem.js';
+export type { EdgeRuntime } from './http/runtime.js';
+export { type RestoreReport, restoreSnapshot } from './restore.js';
+export { EdgeService, type ServiceOptions, VERSION } from './service.js';
+export { MemorySnapshotStore } from './snapshot/memory-store.js';
+export type { Snapshot, SnapshotEntry, SnapshotStore } from './snapshot/snapshot-store.js';
+export { SqliteSnapshotStore } from './snapshot/sqlite-store.js';

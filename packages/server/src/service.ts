@@ -1,0 +1,240 @@
+import { type FSWatcher, watch } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename, dirname } from 'node:path';
+import type { AgentPolicy } from '@openclaw-edge/core';
+import { Limiter } from '@openclaw-edge/engine';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { ApiKeys } from './auth/api-keys.js';
+import { ConfigError, defaultConfig, loadConfigFile } from './config/load.js';
+import { type CompiledPolicies, compilePolicies } from './config/policies.js';
+import type { Config } from './config/schema.js';
+import { buildApp } from './http/app.js';
+import type { EdgeRuntime } from './http/runtime.js';
+import { createLogger } from './logger.js';
+import { restoreSnapshot } from './restore.js';
+import { MemorySnapshotStore } from './snapshot/memory-store.js';
+import type { SnapshotEntry, SnapshotStore } from './snapshot/snapshot-store.js';
+import { SqliteSnapshotStore } from './snapshot/sqlite-store.js';
+
+/** Version reported by the API and the CLI. */
+export const VERSION = '0.1.0';
+
+/** How the service is started. */
+export interface ServiceOptions {
+  /** YAML config file; without one the built-in defaults (plus env overrides) apply. */
+  readonly configPath?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Watch the config file and reload on change (SIGHUP always reloads). Default true. */
+  readonly watchConfig?: boolean;
+}
+
+const EVICT_EVERY_MS = 10_000;
+const EVICT_SCAN = 50_000;
+
+/**
+ * The running edge: the composition root. It is the only place that reads config and picks
+ * implementations (snapshot store, logger), wires them to the limiter and the HTTP app, and
+ * owns the lifecycle: restore → listen → ready → (reload)* → drain → final snapshot → exit.
+ */
+export class EdgeService {
+  private ready = false;
+  private stopping: Promise<void> | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private watcher: FSWatcher | undefined;
+  private evicted: string[] = [];
+
+  private constructor(
+    private config: Config,
+    private policies: CompiledPolicies,
+    private keys: ApiKeys,
+    readonly logger: Logger,
+    readonly limiter: Limiter,
+    private readonly store: SnapshotStore,
+    private readonly options: ServiceOptions,
+    readonly app: FastifyInstance,
+  ) {}
+
+  /** Loads config, restores state, starts listening; resolves once ready for traffic. */
+  static async start(options: ServiceOptions = {}): Promise<EdgeService> {
+    const env = options.env ?? process.env;
+    const config = options.configPath
+      ? loadConfigFile(options.configPath, env)
+      : defaultConfig(env);
+    const logger = createLogger(config.logging);
+    const policies = compilePolicies(config);
+    const nodeId = config.node_id ?? sanitizeNodeId(hostname());
+    const limiter = new Limiter({
+      nodeId,
+      incarnation: Date.now(),
+      defaultPolicy: policies.defaultPolicy,
+      policySource: policies.source,
+    });
+    const store: SnapshotStore = config.snapshot.enabled
+      ? new SqliteSnapshotStore(config.data_dir)
+      : new MemorySnapshotStore();
+    const report = restoreSnapshot(limiter, store.load(), Date.now());
+    logger.info({ ...report, node_id: nodeId, data_dir: config.data_dir }, 'state restored');
+
+    const holder: { service?: EdgeService } = {};
+    const runtime: EdgeRuntime = {
+      limiter,
+      now: () => Date.now(),
+      apiKeys: () => holder.service?.keys ?? new ApiKeys(config.api_keys),
+      tiers: () => holder.service?.policies.tiers ?? policies.tiers,
+      isReady: () => holder.service?.ready ?? false,
+      overrideChanged: (agentId, policy) => holder.service?.persistOverride(agentId, policy),
+      maxBatch: config.server.max_batch,
+      bodyLimitBytes: config.server.body_limit_bytes,
+    };
+    const app = buildApp(runtime, {
+      logger,
+      version: VERSION,
+      logRequests: config.logging.requests,
+    });
+    const service = new EdgeService(
+      config,
+      policies,
+      new ApiKeys(config.api_keys),
+      logger,
+      limiter,
+      store,
+      options,
+      app,
+    );
+    holder.service = service;
+    if (!service.keys.enabled) {
+      logger.warn('no api_keys configured: serving loopback clients only, with every scope');
+    }
+    await app.listen({ host: config.server.host, port: config.server.port });
+    service.startBackgroundWork();
+    service.ready = true;
+    logger.info({ address: service.address }, 'ready');
+    return service;
+  }
+
+  /** Where the service listens, as `http://host:port`. */
+  get address(): string {
+    const a = this.app.server.address();
+    if (a === null || typeof a === 'string') return String(a);
+    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+    return `http://${host}:${a.port}`;
+  }
+
+  /**
+   * Re-reads the config file and applies what can change live (limits, tiers, agent rules, API
+   * keys, log level). A bad file is rejected with the error logged; the old config keeps serving.
+   * Returns whether the new config was applied.
+   */
+  reload(): boolean {
+    if (this.options.configPath === undefined) {
+      this.logger.info('no config file to reload; built-in defaults stay');
+      return false;
+    }
+    let next: Config;
+    let policies: CompiledPolicies;
+    try {
+      next = loadConfigFile(this.options.configPath, this.options.env ?? process.env);
+      policies = compilePolicies(next);
+    } catch (error) {
+      const issues = error instanceof ConfigError ? error.issues : undefined;
+      this.logger.error(
+        { err: error, issues },
+        'config reload rejected; the previous config keeps serving',
+      );
+      return false;
+    }
+    const restartOnly = (['server', 'data_dir', 'node_id', 'snapshot'] as const).filter(
+      (k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]),
+    );
+    if (restartOnly.length > 0) {
+      this.logger.warn({ fields: restartOnly }, 'these settings change only at the next restart');
+    }
+    this.limiter.setDefaultPolicy(policies.defaultPolicy);
+    this.limiter.setPolicySource(policies.source);
+    this.policies = policies;
+    this.keys = new ApiKeys(next.api_keys);
+    this.logger.level = next.logging.level;
+    this.config = next;
+    this.logger.info('config reloaded');
+    return true;
+  }
+
+  /**
+   * Graceful stop: not ready, stop accepting, finish in-flight requests, write the final
+   * snapshot, close the store. Idempotent.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.ready = false;
+      for (const t of this.timers) clearInterval(t);
+      this.watcher?.close();
+      await this.app.close();
+      this.snapshot();
+      this.store.close();
+      this.logger.info('stopped');
+    })();
+    return this.stopping;
+  }
+
+  /** Writes every bucket changed since the last snapshot, and drops evicted agents. */
+  snapshot(): void {
+    const now = Date.now();
+    const entries: SnapshotEntry[] = [];
+    for (const entry of this.limiter.drainDirty(now, Number.POSITIVE_INFINITY, 'snapshot')) {
+      const savedLimit = this.limiter
+        .policyFor(entry.agentId)
+        .limits.find((l) => l.name === entry.limit);
+      if (savedLimit !== undefined) entries.push({ ...entry, savedLimit });
+    }
+    const evicted = this.evicted;
+    this.evicted = [];
+    if (entries.length > 0 || evicted.length > 0) this.store.save(entries, evicted, now);
+  }
+
+  private persistOverride(agentId: string, policy: AgentPolicy | undefined): void {
+    this.store.saveOverride(agentId, policy);
+  }
+
+  private startBackgroundWork(): void {
+    const every = (ms: number, work: () => void, what: string) => {
+      const timer = setInterval(() => {
+        try {
+          work();
+        } catch (error) {
+          this.logger.error({ err: error }, `${what} failed`);
+        }
+      }, ms);
+      timer.unref();
+      this.timers.push(timer);
+    };
+    every(this.config.snapshot.interval_ms, () => this.snapshot(), 'snapshot');
+    every(
+      EVICT_EVERY_MS,
+      () => this.evicted.push(...this.limiter.evictIdle(Date.now(), EVICT_SCAN)),
+      'eviction',
+    );
+    const path = this.options.configPath;
+    if (path !== undefined && this.options.watchConfig !== false) {
+      let debounce: NodeJS.Timeout | undefined;
+      try {
+        // Watch the directory, not the file: editors and config-map updates replace the file.
+        this.watcher = watch(dirname(path), (_event, name) => {
+          if (name !== null && name !== basename(path) && name !== '..data') return;
+          clearTimeout(debounce);
+          debounce = setTimeout(() => this.reload(), 200);
+        });
+        this.watcher.on('error', (error) =>
+          this.logger.warn({ err: error }, 'config watch stopped; SIGHUP still reloads'),
+        );
+      } catch (error) {
+        this.logger.warn({ err: error }, 'cannot watch the config file; SIGHUP still reloads');
+      }
+    }
+  }
+}
+
+function sanitizeNodeId(name: string): string {
+  const cleaned = name.replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, 64);
+  return cleaned.length > 0 ? cleaned : 'edge';
+}
