@@ -10,6 +10,8 @@ export default defineConfig({
   resolve: { conditions: [sourceCondition] },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
     reporters: ['default', './vitest.summary-reporter.ts'],
   },
 });

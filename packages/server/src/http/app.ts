@@ -47,6 +47,8 @@ export function buildApp(runtime: EdgeRuntime, options: AppOptions): FastifyInst
     },
   });
   app.decorateRequest('principal', undefined);
+  // JSON only: a text body is refused with 415 rather than parsed and rejected as a bad shape.
+  app.removeContentTypeParser('text/plain');
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });

@@ -42,7 +42,11 @@ export function registerLimitRoutes(app: FastifyInstance, runtime: EdgeRuntime):
       schema: {
         summary: 'Check and charge an agent against its limits (all or none).',
         body: schemas.checkRequest,
-        response: { 200: schemas.decisionResponse, 429: schemas.problemResponse },
+        response: {
+          200: schemas.decisionResponse,
+          422: schemas.denialResponse,
+          429: schemas.denialResponse,
+        },
       },
     },
     async (request, reply) => {

@@ -113,7 +113,7 @@ export const decisionResponse = {
     allowed: { type: 'boolean' },
     retry_after_ms: {
       type: 'number',
-      description: '0 when allowed; absent when the cost can never fit.',
+      description: 'Milliseconds until the same check could pass; 0 when allowed.',
     },
     limit: {
       type: 'string',
@@ -130,6 +130,22 @@ export const agentResponse = {
     tracked: { type: 'boolean' },
     override: { type: 'boolean' },
     limits: { type: 'array', items: limitState },
+  },
+} as const;
+
+/** A denied check: problem details carrying the decision (status 429, or 422 when it never fits). */
+export const denialResponse = {
+  type: 'object',
+  description:
+    'RFC 9457 problem details (code RATE_LIMITED or COST_EXCEEDS_CAPACITY) with the decision.',
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'number' },
+    code: { type: 'string' },
+    detail: { type: 'string' },
+    ...decisionResponse.properties,
+    retry_after_ms: { type: ['number', 'null'], description: 'null when the cost can never fit.' },
   },
 } as const;
 
