@@ -9,6 +9,7 @@ const root = join(import.meta.dirname, '..');
 const allowed: Record<string, readonly string[]> = {
   core: [],
   engine: ['core'],
+  server: ['core', 'engine'],
 };
 
 function sourceFiles(dir: string): string[] {
