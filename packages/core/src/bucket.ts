@@ -54,8 +54,13 @@ export function createBucket(limit: Limit, epochMs: number, debt = 0, revision =
 
 /** Net tokens taken out of the bucket: Σconsumed − Σrefunded over every slot. */
 export function usedTokens(state: BucketState): number {
+  // Summed in slot-id order: float addition depends on order, and replicas that received the
+  // same slots in different orders must compute bit-identical tokens.
   let used = 0;
-  for (const slot of state.slots.values()) used += slot.consumed - slot.refunded;
+  for (const id of [...state.slots.keys()].sort()) {
+    const slot = state.slots.get(id) as SlotCounters;
+    used += slot.consumed - slot.refunded;
+  }
   return used;
 }
 

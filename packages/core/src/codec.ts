@@ -1,3 +1,4 @@
+import { hasLoneSurrogate } from './agent-id.js';
 import type { BucketState, SlotCounters } from './bucket.js';
 import { InvalidStateError } from './errors.js';
 
@@ -145,8 +146,7 @@ function addSlot(
   consumed: unknown,
   refunded: unknown,
 ): void {
-  if (id.length === 0 || id.length > MAX_ID_BYTES)
-    throw new InvalidStateError('slot id must be 1-1024 characters');
+  checkId(id, 'slot id');
   if (!isCount(consumed) || !isCount(refunded)) {
     throw new InvalidStateError(`slot ${JSON.stringify(id)}: counters must be finite numbers >= 0`);
   }
@@ -177,6 +177,19 @@ function checkedState(
   }
   if (!isCount(overflow)) throw new InvalidStateError('overflow must be a finite number >= 0');
   return { revision, params, epochMs, overflow, slots };
+}
+
+/**
+ * An id must survive the wire unchanged: 1-1024 UTF-8 bytes and well-formed Unicode (a lone
+ * surrogate would be encoded as U+FFFD, silently merging two ids). Checked on both ends, so the
+ * encoder never writes a message the decoder refuses.
+ */
+function checkId(id: string, what: string): void {
+  const bytes = encoder.encode(id).length;
+  if (bytes === 0 || bytes > MAX_ID_BYTES) {
+    throw new InvalidStateError(`${what} must be 1-${MAX_ID_BYTES} UTF-8 bytes (got ${bytes})`);
+  }
+  if (hasLoneSurrogate(id)) throw new InvalidStateError(`${what} is not well-formed Unicode`);
 }
 
 function isCount(value: unknown): value is number {
@@ -215,6 +228,7 @@ class Writer {
   }
 
   string(value: string): void {
+    checkId(value, 'id');
     const bytes = encoder.encode(value);
     this.varuint(bytes.length);
     this.reserve(bytes.length);

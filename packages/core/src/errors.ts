@@ -8,6 +8,7 @@ export const ERROR_CODES = [
   'INVALID_COST',
   'INVALID_STATE',
   'UNKNOWN_LIMIT',
+  'INVALID_AGENT_ID',
 ] as const;
 
 /** One of {@link ERROR_CODES}. */
@@ -49,6 +50,14 @@ export class InvalidStateError extends EdgeError {
   constructor(message: string) {
     super('INVALID_STATE', message);
     this.name = 'InvalidStateError';
+  }
+}
+
+/** An agent id is empty, too long, holds control characters or is not well-formed Unicode. */
+export class InvalidAgentIdError extends EdgeError {
+  constructor(field: string, message: string) {
+    super('INVALID_AGENT_ID', message, field);
+    this.name = 'InvalidAgentIdError';
   }
 }
 

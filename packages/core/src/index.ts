@@ -1,3 +1,4 @@
+export { hasLoneSurrogate, MAX_AGENT_ID_LENGTH, validateAgentId } from './agent-id.js';
 export {
   ADMISSION_EPSILON,
   availableTokens,
@@ -33,6 +34,7 @@ export {
   EdgeError,
   type EdgeErrorCode,
   ERROR_CODES,
+  InvalidAgentIdError,
   InvalidCostError,
   InvalidPolicyError,
   InvalidStateError,

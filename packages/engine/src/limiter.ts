@@ -13,6 +13,7 @@ import {
   type SlotCounters,
   UnknownLimitError,
   uncappedTokens,
+  validateAgentId,
   validateCost,
 } from '@openclaw-edge/core';
 import {
@@ -468,9 +469,7 @@ export class Limiter {
   }
 
   private createAgent(agentId: string, nowMs: number): number {
-    if (typeof agentId !== 'string' || agentId.length === 0) {
-      throw new InvalidPolicyError('agent_id', 'must be a non-empty string');
-    }
+    validateAgentId(agentId);
     const policy = this.policyFor(agentId);
     const row = this.allocateAgent();
     const base = this.buckets.allocate(policy.limits.length);
