@@ -301,7 +301,7 @@ export class Limiter {
       const bucket = (this.agentBase[row] as number) + i;
       // Absorb our banked refill first, or counts a peer made after a long idle would vanish in it.
       this.normaliseRow(bucket, policy.limits[i] as Limit, nowMs);
-      if (this.mergeRow(bucket, this.slotId(row), entry.state)) applied++;
+      if (this.mergeRow(bucket, this.slotId(row), policy.limits[i] as Limit, entry.state)) applied++;
       else stale++;
     }
     return { applied, stale, unknownLimit };
@@ -655,7 +655,7 @@ export class Limiter {
   }
 
   /** Joins `state` into bucket row `bucket`; false when the state is of an older version. */
-  private mergeRow(bucket: number, ownSlot: string, state: BucketState): boolean {
+  private mergeRow(bucket: number, ownSlot: string, limit: Limit, state: BucketState): boolean {
     const cells = this.buckets.cells;
     const at = bucket * STRIDE;
     const revision = cells[at + REVISION] as number;
@@ -673,8 +673,20 @@ export class Limiter {
       cells[at + OWN_REFUNDED] = 0;
       remote?.clear();
     } else {
-      cells[at + EPOCH] = Math.min(cells[at + EPOCH] as number, state.epochMs);
-      cells[at + OVERFLOW] = Math.max(cells[at + OVERFLOW] as number, state.overflow);
+      const epoch = cells[at + EPOCH] as number;
+      let overflow = state.overflow;
+      if (state.epochMs < epoch) {
+        // Our bucket says "full at `epoch`". Their older state, read at that moment, cannot have
+        // held more than capacity either: absorb what it banked by then, or the earlier epoch
+        // would hand our later charges the refill of a time before our bucket existed (a late
+        // message from a replica that charged long ago).
+        let used = 0;
+        for (const c of state.slots.values()) used += c.consumed - c.refunded;
+        const raw = uncappedTokens(limit, state.epochMs, used, overflow, epoch);
+        if (raw > limit.capacityTokens) overflow += raw - limit.capacityTokens;
+      }
+      cells[at + EPOCH] = Math.min(epoch, state.epochMs);
+      cells[at + OVERFLOW] = Math.max(cells[at + OVERFLOW] as number, overflow);
     }
     for (const [id, theirs] of state.slots) {
       if (id === ownSlot) {

@@ -66,6 +66,18 @@ describe('limiters exchanging deltas', () => {
     expect(b.peek('x', 120_000).limits[0]?.remaining).toBe(5);
   });
 
+  it('a late message from long ago does not lend its old refill to charges made since', () => {
+    const a = limiter([tenPerTenSeconds], { nodeId: 'a' });
+    const b = limiter([tenPerTenSeconds], { nodeId: 'b' });
+    b.check('x', 8, 0);
+    const old = b.drainDirty(0);
+    // a first sees the agent 100 s later, spends 5, and only then gets b's message from t=0.
+    a.check('x', 5, 100_000);
+    a.merge(old, 100_000);
+    // b's 8 refilled long ago; a's 5 did not: 5 left, as an exact bucket would say.
+    expect(a.peek('x', 100_000).limits[0]?.remaining).toBe(5);
+  });
+
   it('a rebased bucket from a peer replaces the local one, and is not rebased twice', () => {
     const a = limiter([tenPerTenSeconds], { nodeId: 'a' });
     const b = limiter([tenPerTenSeconds], { nodeId: 'b' });
