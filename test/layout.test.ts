@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ERROR_CODES } from '@openclaw-edge/core';
+import { HTTP_ERROR_CODES } from '@openclaw-edge/server';
 import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..');
@@ -50,5 +51,13 @@ describe('repository layout', () => {
     const doc = readFileSync(join(root, 'docs', 'errors.md'), 'utf8');
     const documented = [...doc.matchAll(/^\| `([A-Z_]+)`\s*\|/gm)].map((m) => m[1]);
     expect(documented.sort()).toEqual([...ERROR_CODES].sort());
+  });
+
+  it('docs/api.md documents exactly the HTTP error codes, with their statuses', () => {
+    const doc = readFileSync(join(root, 'docs', 'api.md'), 'utf8');
+    const documented = Object.fromEntries(
+      [...doc.matchAll(/^\| `([A-Z_]+)` \| (\d{3}) \|/gm)].map((m) => [m[1], Number(m[2])]),
+    );
+    expect(documented).toEqual(HTTP_ERROR_CODES);
   });
 });
