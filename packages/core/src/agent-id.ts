@@ -3,7 +3,6 @@ import { describeValue, InvalidAgentIdError } from './errors.js';
 /** Longest agent id, in UTF-16 code units: at most 768 UTF-8 bytes, inside the wire format's 1024. */
 export const MAX_AGENT_ID_LENGTH = 256;
 
-const CONTROL = /[\u0000-\u001f\u007f]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** True when `text` holds an unpaired UTF-16 surrogate (it would not survive UTF-8 intact). */
@@ -23,10 +22,19 @@ export function validateAgentId(id: unknown, field = 'agent_id'): asserts id is 
       `must be a string of 1-${MAX_AGENT_ID_LENGTH} characters (got ${describeValue(id)})`,
     );
   }
-  if (CONTROL.test(id)) throw new InvalidAgentIdError(field, 'must not contain control characters');
+  if (hasControlCharacter(id))
+    throw new InvalidAgentIdError(field, 'must not contain control characters');
   if (hasLoneSurrogate(id))
     throw new InvalidAgentIdError(
       field,
       'must be well-formed Unicode (an unpaired surrogate was found)',
     );
+}
+
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
 }

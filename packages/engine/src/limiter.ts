@@ -301,7 +301,8 @@ export class Limiter {
       const bucket = (this.agentBase[row] as number) + i;
       // Absorb our banked refill first, or counts a peer made after a long idle would vanish in it.
       this.normaliseRow(bucket, policy.limits[i] as Limit, nowMs);
-      if (this.mergeRow(bucket, this.slotId(row), policy.limits[i] as Limit, entry.state)) applied++;
+      if (this.mergeRow(bucket, this.slotId(row), policy.limits[i] as Limit, entry.state))
+        applied++;
       else stale++;
     }
     return { applied, stale, unknownLimit };
