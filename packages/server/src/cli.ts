@@ -88,7 +88,14 @@ function parse(argv: readonly string[]) {
 async function serve(configPath: string | undefined): Promise<number> {
   const service = await EdgeService.start(configPath === undefined ? {} : { configPath });
   return new Promise<number>((resolve) => {
+    let stopping = false;
     const stop = (signal: string) => {
+      // A repeated signal while draining must not kill the process before its final snapshot.
+      if (stopping) {
+        service.logger.info({ signal }, 'already stopping');
+        return;
+      }
+      stopping = true;
       service.logger.info({ signal }, 'stopping');
       service.stop().then(
         () => resolve(0),
@@ -98,8 +105,8 @@ async function serve(configPath: string | undefined): Promise<number> {
         },
       );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => service.reload());
   });
 }
