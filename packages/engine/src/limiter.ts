@@ -155,16 +155,7 @@ export class Limiter {
     for (let i = 0; i < limits.length; i++) {
       const limit = limits[i] as Limit;
       if (limitNames !== undefined && !limitNames.includes(limit.name)) continue;
-      const at = (base + i) * STRIDE;
-      const raw = uncappedTokens(
-        limit,
-        cells[at + EPOCH] as number,
-        (cells[at + OWN_CONSUMED] as number) -
-          (cells[at + OWN_REFUNDED] as number) +
-          (cells[at + REMOTE_USED] as number),
-        cells[at + OVERFLOW] as number,
-        nowMs,
-      );
+      const raw = this.uncapped(base + i, limit, nowMs);
       scratch[i] = raw;
       const available = Math.min(raw, limit.capacityTokens);
       const c = costFor(limit, cost);

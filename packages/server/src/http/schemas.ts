@@ -133,30 +133,23 @@ export const agentResponse = {
   },
 } as const;
 
+/** Members of every RFC 9457 problem document. */
+const problemProperties = {
+  type: { type: 'string' },
+  title: { type: 'string' },
+  status: { type: 'number' },
+  code: { type: 'string' },
+  detail: { type: 'string' },
+} as const;
+
 /** A denied check: problem details carrying the decision (status 429, or 422 when it never fits). */
 export const denialResponse = {
   type: 'object',
   description:
     'RFC 9457 problem details (code RATE_LIMITED or COST_EXCEEDS_CAPACITY) with the decision.',
   properties: {
-    type: { type: 'string' },
-    title: { type: 'string' },
-    status: { type: 'number' },
-    code: { type: 'string' },
-    detail: { type: 'string' },
+    ...problemProperties,
     ...decisionResponse.properties,
     retry_after_ms: { type: ['number', 'null'], description: 'null when the cost can never fit.' },
-  },
-} as const;
-
-export const problemResponse = {
-  type: 'object',
-  description: 'RFC 9457 problem details with a stable code.',
-  properties: {
-    type: { type: 'string' },
-    title: { type: 'string' },
-    status: { type: 'number' },
-    code: { type: 'string' },
-    detail: { type: 'string' },
   },
 } as const;
