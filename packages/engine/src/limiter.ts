@@ -17,16 +17,24 @@ import {
   validateCost,
 } from '@openclaw-edge/core';
 import {
-  BucketTable,
+  BlockTable,
   EPOCH,
+  H_FLAGS,
+  H_GENERATION,
+  H_LAST_MS,
+  H_POLICY,
+  H_ROW,
+  H_SEQ,
   OVERFLOW,
   OWN_CONSUMED,
   OWN_REFUNDED,
   PARAMS,
   REMOTE_USED,
   REVISION,
+  rowAt,
   STRIDE,
-} from './bucket-table.js';
+} from './block-table.js';
+import { PolicyTable } from './policy-table.js';
 import type { AgentStatus, Decision, LimitStatus, MergeReport, RefundResult } from './types.js';
 
 /** Options of a {@link Limiter}. */
@@ -73,8 +81,12 @@ type RemoteSlots = Map<string, { consumed: number; refunded: number }>;
 
 /**
  * The in-process limiter: a keyed store of CRDT token buckets (one per agent and limit) that
- * decides synchronously. Decisions never allocate a promise and touch only packed rows; the
- * replication layer drains changed agents as deltas and merges what peers send.
+ * decides synchronously. Decisions never allocate a promise and touch only the agent's packed
+ * block; the replication layer drains changed agents as deltas and merges what peers send.
+ *
+ * Every agent has a *block* (its offset in the block table: header plus one row per limit; it
+ * moves when the agent's policy changes size) and a *row* (a stable small number: its place in
+ * the id list and in the change feeds).
  *
  * Time is always passed in (`nowMs`), never read from a clock.
  */
@@ -84,23 +96,22 @@ export class Limiter {
   private readonly idleEvictMs: number;
   private defaultPolicy: AgentPolicy;
   private policySource: PolicySource | undefined;
-  /** Bumped when the default or the policy source changes; rows re-resolve lazily when behind. */
+  /** Bumped when the default or the policy source changes; blocks re-resolve lazily when behind. */
   private configGeneration = 0;
   private readonly overrides = new Map<string, AgentPolicy>();
 
+  /** Agent id → block offset. */
   private readonly index = new Map<string, number>();
-  private readonly buckets: BucketTable;
-  private agentIds: (string | undefined)[] = [];
-  private agentPolicy: (AgentPolicy | undefined)[] = [];
-  private agentBase: Int32Array;
-  private agentSeq: Float64Array;
-  private agentLastMs: Float64Array;
-  private agentFlags: Uint8Array;
-  private agentGeneration: Uint32Array;
-  private agentTop = 0;
-  private readonly freeAgents: number[] = [];
+  private readonly blocks: BlockTable;
+  private readonly policies = new PolicyTable();
+  /** Row → agent id (undefined for a free row). */
+  private rowIds: (string | undefined)[] = [];
+  /** Row → block offset, for the change feeds (cold path). */
+  private rowBlock: Float64Array;
+  private rowTop = 0;
+  private readonly freeRows: number[] = [];
   private nextSeq = 1;
-  /** Remote slot counters by bucket row; absent for buckets only this replica has touched. */
+  /** Remote slot counters by bucket row offset; absent for buckets only this replica touched. */
   private readonly remote = new Map<number, RemoteSlots>();
   private readonly feeds: Record<ChangeFeed, number[]> = { replication: [], snapshot: [] };
   private evictCursor: Iterator<[string, number]> | undefined;
@@ -119,13 +130,9 @@ export class Limiter {
     this.defaultPolicy = options.defaultPolicy;
     this.policySource = options.policySource;
     this.idleEvictMs = options.idleEvictMs ?? DEFAULT_IDLE_EVICT_MS;
-    const rows = Math.max(16, options.initialAgents ?? 1024);
-    this.buckets = new BucketTable(rows * options.defaultPolicy.limits.length);
-    this.agentBase = new Int32Array(rows);
-    this.agentSeq = new Float64Array(rows);
-    this.agentLastMs = new Float64Array(rows);
-    this.agentFlags = new Uint8Array(rows);
-    this.agentGeneration = new Uint32Array(rows);
+    const agents = Math.max(16, options.initialAgents ?? 1024);
+    this.blocks = new BlockTable(agents, options.defaultPolicy.limits.length);
+    this.rowBlock = new Float64Array(agents);
   }
 
   /** Agents currently holding state. */
@@ -139,12 +146,11 @@ export class Limiter {
    */
   check(agentId: string, cost: Cost, nowMs: number, limitNames?: readonly string[]): Decision {
     if (typeof cost !== 'number' || !(cost >= 0 && cost <= MAX_COST)) validateCost(cost);
-    const row = this.rowFor(agentId, nowMs);
-    const policy = this.agentPolicy[row] as AgentPolicy;
+    const block = this.blockFor(agentId, nowMs);
+    const cells = this.blocks.cells;
+    const policy = this.policies.get(cells[block + H_POLICY] as number);
     const limits = policy.limits;
     if (limitNames !== undefined) checkNames(policy, limitNames);
-    const cells = this.buckets.cells;
-    const base = this.agentBase[row] as number;
     const scratch = this.scratch;
 
     // Pass 1: what each limit has; find the denying limit that waits longest.
@@ -155,7 +161,7 @@ export class Limiter {
     for (let i = 0; i < limits.length; i++) {
       const limit = limits[i] as Limit;
       if (limitNames !== undefined && !limitNames.includes(limit.name)) continue;
-      const raw = this.uncapped(base + i, limit, nowMs);
+      const raw = this.uncapped(rowAt(block, i), limit, nowMs);
       scratch[i] = raw;
       const available = Math.min(raw, limit.capacityTokens);
       const c = costFor(limit, cost);
@@ -190,14 +196,14 @@ export class Limiter {
     for (let i = 0; i < limits.length; i++) {
       const limit = limits[i] as Limit;
       if (limitNames !== undefined && !limitNames.includes(limit.name)) continue;
-      const at = (base + i) * STRIDE;
+      const at = rowAt(block, i);
       const raw = scratch[i] as number;
       if (raw > limit.capacityTokens) {
         cells[at + OVERFLOW] = (cells[at + OVERFLOW] as number) + (raw - limit.capacityTokens);
       }
       cells[at + OWN_CONSUMED] = (cells[at + OWN_CONSUMED] as number) + costFor(limit, cost);
     }
-    this.touch(row, nowMs);
+    this.touch(block, nowMs);
     const limit = limits[tightest] as Limit;
     const remaining =
       Math.min(scratch[tightest] as number, limit.capacityTokens) - costFor(limit, cost);
@@ -212,8 +218,8 @@ export class Limiter {
 
   /** Every limit's state without charging; an unknown agent reads as full buckets. */
   peek(agentId: string, nowMs: number): AgentStatus {
-    const row = this.index.get(agentId);
-    if (row === undefined) {
+    let block = this.index.get(agentId);
+    if (block === undefined) {
       const policy = this.policyFor(agentId);
       return {
         agentId,
@@ -225,10 +231,11 @@ export class Limiter {
         })),
       };
     }
-    this.refreshPolicy(row, nowMs);
-    const policy = this.agentPolicy[row] as AgentPolicy;
+    block = this.refreshPolicy(block, nowMs);
+    const at = block;
+    const policy = this.policyOf(at);
     const limits: LimitStatus[] = policy.limits.map((limit, i) => {
-      const remaining = this.available(this.agentBase[row] as number, i, limit, nowMs);
+      const remaining = this.available(rowAt(at, i), limit, nowMs);
       return { limit, remaining, resetMs: msUntilFull(limit, remaining) };
     });
     return { agentId, tracked: true, limits };
@@ -245,8 +252,9 @@ export class Limiter {
     limitNames?: readonly string[],
   ): RefundResult[] {
     validateCost(cost);
-    const row = this.index.get(agentId);
-    const policy = row === undefined ? this.policyFor(agentId) : this.refreshPolicy(row, nowMs);
+    let block = this.index.get(agentId);
+    if (block !== undefined) block = this.refreshPolicy(block, nowMs);
+    const policy = block === undefined ? this.policyFor(agentId) : this.policyOf(block);
     if (limitNames !== undefined) checkNames(policy, limitNames);
     const results: RefundResult[] = [];
     let credited = false;
@@ -255,19 +263,19 @@ export class Limiter {
       if (limitNames !== undefined && !limitNames.includes(limit.name)) continue;
       // An untracked agent has full buckets: there is nothing to give back.
       let refunded = 0;
-      if (row !== undefined) {
-        const base = this.agentBase[row] as number;
-        const room = limit.capacityTokens - this.available(base, i, limit, nowMs);
+      if (block !== undefined) {
+        const at = rowAt(block, i);
+        const room = limit.capacityTokens - this.available(at, limit, nowMs);
         refunded = Math.max(0, Math.min(costFor(limit, cost), room));
         if (refunded > 0) {
-          const at = (base + i) * STRIDE + OWN_REFUNDED;
-          this.buckets.cells[at] = (this.buckets.cells[at] as number) + refunded;
+          const cells = this.blocks.cells;
+          cells[at + OWN_REFUNDED] = (cells[at + OWN_REFUNDED] as number) + refunded;
           credited = true;
         }
       }
       results.push({ limit, refunded });
     }
-    if (credited) this.touch(row as number, nowMs);
+    if (credited) this.touch(block as number, nowMs);
     return results;
   }
 
@@ -282,18 +290,18 @@ export class Limiter {
     let stale = 0;
     let unknownLimit = 0;
     for (const entry of entries) {
-      const row = this.rowFor(entry.agentId, nowMs);
-      const policy = this.agentPolicy[row] as AgentPolicy;
+      const block = this.blockFor(entry.agentId, nowMs);
+      const policy = this.policyOf(block);
       const i = policy.limits.findIndex((limit) => limit.name === entry.limit);
       if (i < 0) {
         unknownLimit++;
         continue;
       }
-      const bucket = (this.agentBase[row] as number) + i;
+      const limit = policy.limits[i] as Limit;
+      const at = rowAt(block, i);
       // Absorb our banked refill first, or counts a peer made after a long idle would vanish in it.
-      this.normaliseRow(bucket, policy.limits[i] as Limit, nowMs);
-      if (this.mergeRow(bucket, this.slotId(row), policy.limits[i] as Limit, entry.state))
-        applied++;
+      this.normaliseRow(at, limit, nowMs);
+      if (this.mergeRow(at, this.slotId(block), limit, entry.state)) applied++;
       else stale++;
     }
     return { applied, stale, unknownLimit };
@@ -311,14 +319,19 @@ export class Limiter {
   ): BucketEntry[] {
     const list = this.feeds[feed];
     const bit = FEED_BIT[feed];
+    const cells = this.blocks.cells;
     const out: BucketEntry[] = [];
     let taken = 0;
     let i = 0;
     for (; i < list.length && taken < maxAgents; i++) {
       const row = list[i] as number;
-      if (((this.agentFlags[row] as number) & bit) === 0) continue;
-      this.agentFlags[row] = (this.agentFlags[row] as number) & ~bit;
-      this.exportRow(row, nowMs, out);
+      // A row freed by eviction, or already drained through an earlier entry, is skipped.
+      if (this.rowIds[row] === undefined) continue;
+      const block = this.rowBlock[row] as number;
+      const flags = cells[block + H_FLAGS] as number;
+      if ((flags & bit) === 0) continue;
+      cells[block + H_FLAGS] = flags & ~bit;
+      this.exportBlock(block, nowMs, out);
       taken++;
     }
     this.feeds[feed] = i >= list.length ? [] : list.slice(i);
@@ -332,9 +345,9 @@ export class Limiter {
 
   /** Full state of one agent's buckets (empty if untracked), for anti-entropy and snapshots. */
   exportAgent(agentId: string, nowMs: number): BucketEntry[] {
-    const row = this.index.get(agentId);
+    const block = this.index.get(agentId);
     const out: BucketEntry[] = [];
-    if (row !== undefined) this.exportRow(row, nowMs, out);
+    if (block !== undefined) this.exportBlock(block, nowMs, out);
     return out;
   }
 
@@ -357,9 +370,9 @@ export class Limiter {
         this.evictCursor = undefined;
         break;
       }
-      const [agentId, row] = next.value;
-      if (this.isEvictable(row, nowMs)) {
-        this.removeAgent(agentId, row);
+      const [agentId, block] = next.value;
+      if (this.isEvictable(block, nowMs)) {
+        this.removeAgent(agentId, block);
         evicted.push(agentId);
       }
     }
@@ -372,10 +385,11 @@ export class Limiter {
    */
   setOverride(agentId: string, policy: AgentPolicy, nowMs: number): void {
     this.overrides.set(agentId, policy);
-    const row = this.index.get(agentId);
-    if (row !== undefined) {
-      this.agentFlags[row] = (this.agentFlags[row] as number) & ~FOLLOWS_CONFIG;
-      this.applyPolicy(row, policy, nowMs);
+    const block = this.index.get(agentId);
+    if (block !== undefined) {
+      const cells = this.blocks.cells;
+      cells[block + H_FLAGS] = (cells[block + H_FLAGS] as number) & ~FOLLOWS_CONFIG;
+      this.applyPolicy(block, policy, nowMs);
     }
   }
 
@@ -385,10 +399,11 @@ export class Limiter {
    */
   clearOverride(agentId: string, nowMs: number): boolean {
     if (!this.overrides.delete(agentId)) return false;
-    const row = this.index.get(agentId);
-    if (row !== undefined) {
-      this.agentFlags[row] = (this.agentFlags[row] as number) | FOLLOWS_CONFIG;
-      this.refreshPolicy(row, nowMs);
+    const block = this.index.get(agentId);
+    if (block !== undefined) {
+      const cells = this.blocks.cells;
+      cells[block + H_FLAGS] = (cells[block + H_FLAGS] as number) | FOLLOWS_CONFIG;
+      this.refreshPolicy(block, nowMs);
     }
     return true;
   }
@@ -425,142 +440,138 @@ export class Limiter {
 
   /** Bytes held by the packed tables (excludes the id index and remote slot maps). */
   get tableBytes(): number {
-    return (
-      this.buckets.bytes +
-      this.agentBase.byteLength +
-      this.agentSeq.byteLength +
-      this.agentLastMs.byteLength +
-      this.agentFlags.byteLength +
-      this.agentGeneration.byteLength +
-      16 * this.agentIds.length
-    );
+    return this.blocks.bytes + this.rowBlock.byteLength + 8 * this.rowIds.length;
   }
 
-  /** Row of `agentId`, created on first sight; moves agents on the default onto its latest version. */
-  private rowFor(agentId: string, nowMs: number): number {
-    const row = this.index.get(agentId);
-    if (row === undefined) return this.createAgent(agentId, nowMs);
+  /** Block of `agentId`, created on first sight; moves agents following config onto its latest version. */
+  private blockFor(agentId: string, nowMs: number): number {
+    const block = this.index.get(agentId);
+    if (block === undefined) return this.createAgent(agentId, nowMs);
+    const cells = this.blocks.cells;
     if (
-      ((this.agentFlags[row] as number) & FOLLOWS_CONFIG) !== 0 &&
-      this.agentGeneration[row] !== this.configGeneration
+      ((cells[block + H_FLAGS] as number) & FOLLOWS_CONFIG) !== 0 &&
+      cells[block + H_GENERATION] !== this.configGeneration
     ) {
-      this.refreshPolicy(row, nowMs);
+      return this.refreshPolicy(block, nowMs);
     }
-    return row;
+    return block;
   }
 
-  private refreshPolicy(row: number, nowMs: number): AgentPolicy {
-    const agentId = this.agentIds[row] as string;
+  private policyOf(block: number): AgentPolicy {
+    return this.policies.get(this.blocks.cells[block + H_POLICY] as number);
+  }
+
+  /** Re-resolves the agent's policy; returns its block, which moves if the policy changed. */
+  private refreshPolicy(block: number, nowMs: number): number {
+    const agentId = this.rowIds[this.blocks.cells[block + H_ROW] as number] as string;
     const wanted = this.policyFor(agentId);
-    const current = this.agentPolicy[row] as AgentPolicy;
-    if (current.limits !== wanted.limits) {
-      this.applyPolicy(row, wanted, nowMs);
-    }
-    this.agentGeneration[row] = this.configGeneration;
-    return wanted;
+    let at = block;
+    if (this.policyOf(block).limits !== wanted.limits) at = this.applyPolicy(block, wanted, nowMs);
+    this.blocks.cells[at + H_GENERATION] = this.configGeneration;
+    return at;
   }
 
   private createAgent(agentId: string, nowMs: number): number {
     validateAgentId(agentId);
     const policy = this.policyFor(agentId);
-    const row = this.allocateAgent();
-    const base = this.buckets.allocate(policy.limits.length);
-    const cells = this.buckets.cells;
+    const row = this.allocateRow();
+    const block = this.blocks.allocate(policy.limits.length);
+    const cells = this.blocks.cells;
+    cells[block + H_ROW] = row;
+    cells[block + H_LAST_MS] = nowMs;
+    cells[block + H_SEQ] = this.nextSeq++;
+    cells[block + H_FLAGS] = this.overrides.has(agentId) ? 0 : FOLLOWS_CONFIG;
+    cells[block + H_GENERATION] = this.configGeneration;
+    cells[block + H_POLICY] = this.policies.acquire(policy);
     for (let i = 0; i < policy.limits.length; i++) {
-      const at = (base + i) * STRIDE;
+      const at = rowAt(block, i);
       cells[at + EPOCH] = nowMs;
       cells[at + PARAMS] = (policy.limits[i] as Limit).fingerprint;
     }
-    this.agentBase[row] = base;
-    this.agentSeq[row] = this.nextSeq++;
-    this.agentLastMs[row] = nowMs;
-    this.agentFlags[row] = this.overrides.has(agentId) ? 0 : FOLLOWS_CONFIG;
-    this.agentGeneration[row] = this.configGeneration;
-    this.agentPolicy[row] = policy;
-    this.agentIds[row] = agentId;
-    this.index.set(agentId, row);
-    return row;
+    this.rowIds[row] = agentId;
+    this.rowBlock[row] = block;
+    this.index.set(agentId, block);
+    return block;
   }
 
-  private allocateAgent(): number {
-    const reused = this.freeAgents.pop();
+  private allocateRow(): number {
+    const reused = this.freeRows.pop();
     if (reused !== undefined) return reused;
-    const row = this.agentTop++;
-    if (row >= this.agentBase.length) {
-      const size = this.agentBase.length * 2;
-      this.agentBase = growInt32(this.agentBase, size);
-      this.agentSeq = growFloat64(this.agentSeq, size);
-      this.agentLastMs = growFloat64(this.agentLastMs, size);
-      const flags = new Uint8Array(size);
-      flags.set(this.agentFlags);
-      this.agentFlags = flags;
-      const generation = new Uint32Array(size);
-      generation.set(this.agentGeneration);
-      this.agentGeneration = generation;
+    const row = this.rowTop++;
+    if (row >= this.rowBlock.length) {
+      const next = new Float64Array(this.rowBlock.length * 2);
+      next.set(this.rowBlock);
+      this.rowBlock = next;
     }
     return row;
   }
 
-  private removeAgent(agentId: string, row: number): void {
-    const policy = this.agentPolicy[row] as AgentPolicy;
-    const base = this.agentBase[row] as number;
-    for (let i = 0; i < policy.limits.length; i++) this.remote.delete(base + i);
-    this.buckets.release(base, policy.limits.length);
+  private removeAgent(agentId: string, block: number): void {
+    const cells = this.blocks.cells;
+    const row = cells[block + H_ROW] as number;
+    const policyId = cells[block + H_POLICY] as number;
+    const limits = this.policies.get(policyId).limits.length;
+    for (let i = 0; i < limits; i++) this.remote.delete(rowAt(block, i));
+    this.policies.release(policyId);
+    this.blocks.release(block, limits);
     this.index.delete(agentId);
-    this.agentIds[row] = undefined;
-    this.agentPolicy[row] = undefined;
-    this.agentFlags[row] = 0;
-    this.freeAgents.push(row);
+    this.rowIds[row] = undefined;
+    this.freeRows.push(row);
   }
 
-  private isEvictable(row: number, nowMs: number): boolean {
-    if (((this.agentFlags[row] as number) & FEED_BIT.replication) !== 0) return false;
-    if (nowMs - (this.agentLastMs[row] as number) < this.idleEvictMs) return false;
-    const policy = this.agentPolicy[row] as AgentPolicy;
-    const base = this.agentBase[row] as number;
+  private isEvictable(block: number, nowMs: number): boolean {
+    const cells = this.blocks.cells;
+    if (((cells[block + H_FLAGS] as number) & FEED_BIT.replication) !== 0) return false;
+    if (nowMs - (cells[block + H_LAST_MS] as number) < this.idleEvictMs) return false;
+    const policy = this.policyOf(block);
     for (let i = 0; i < policy.limits.length; i++) {
       const limit = policy.limits[i] as Limit;
-      if (this.available(base, i, limit, nowMs) < limit.capacityTokens - ADMISSION_EPSILON)
+      if (this.available(rowAt(block, i), limit, nowMs) < limit.capacityTokens - ADMISSION_EPSILON)
         return false;
     }
     return true;
   }
 
-  /** Moves an agent's buckets onto `policy`, keeping state of limits whose parameters did not change. */
-  private applyPolicy(row: number, policy: AgentPolicy, nowMs: number): void {
-    const old = this.agentPolicy[row] as AgentPolicy;
-    const oldBase = this.agentBase[row] as number;
-    const cells = this.buckets.cells;
-    // Read everything needed from the old rows before allocating: allocation may move `cells`.
+  /**
+   * Moves an agent onto `policy` in a new block, keeping the state of limits whose parameters
+   * did not change and rebasing the others. Returns the new block.
+   */
+  private applyPolicy(block: number, policy: AgentPolicy, nowMs: number): number {
+    const cells = this.blocks.cells;
+    const oldPolicyId = cells[block + H_POLICY] as number;
+    const old = this.policies.get(oldPolicyId);
+    // Read everything needed from the old block before allocating: allocation may move `cells`.
+    const header = cells.slice(block, rowAt(block, 0));
     const carried = policy.limits.map((limit) => {
       const j = old.limits.findIndex((o) => o.name === limit.name);
       if (j < 0) return { kind: 'fresh' as const };
       const oldLimit = old.limits[j] as Limit;
-      const at = (oldBase + j) * STRIDE;
+      const at = rowAt(block, j);
       // Already counting under these parameters (unchanged, or a peer rebased it first): keep.
       if (cells[at + PARAMS] === limit.fingerprint) {
         return {
           kind: 'keep' as const,
           row: cells.slice(at, at + STRIDE),
-          remote: this.remote.get(oldBase + j),
+          remote: this.remote.get(at),
         };
       }
       // The tokens the agent was missing stay missing, one revision up (core `rebase`).
-      const debt = Math.max(
-        0,
-        oldLimit.capacityTokens - this.available(oldBase, j, oldLimit, nowMs),
-      );
+      const debt = Math.max(0, oldLimit.capacityTokens - this.available(at, oldLimit, nowMs));
       return { kind: 'rebase' as const, debt, revision: (cells[at + REVISION] as number) + 1 };
     });
-    for (let j = 0; j < old.limits.length; j++) this.remote.delete(oldBase + j);
-    this.buckets.release(oldBase, old.limits.length);
-    const base = this.buckets.allocate(policy.limits.length);
-    const next = this.buckets.cells;
+    for (let j = 0; j < old.limits.length; j++) this.remote.delete(rowAt(block, j));
+    this.blocks.release(block, old.limits.length);
+    this.policies.release(oldPolicyId);
+    const moved = this.blocks.allocate(policy.limits.length);
+    const next = this.blocks.cells;
+    // The header (row, flags with any pending feed bits, sequence) travels with the agent.
+    next.set(header, moved);
+    next[moved + H_POLICY] = this.policies.acquire(policy);
     carried.forEach((c, i) => {
-      const at = (base + i) * STRIDE;
+      const at = rowAt(moved, i);
       if (c.kind === 'keep') {
         next.set(c.row, at);
-        if (c.remote !== undefined) this.remote.set(base + i, c.remote);
+        if (c.remote !== undefined) this.remote.set(at, c.remote);
       } else {
         next[at + EPOCH] = nowMs;
         next[at + PARAMS] = (policy.limits[i] as Limit).fingerprint;
@@ -570,27 +581,29 @@ export class Limiter {
         }
       }
     });
-    this.agentBase[row] = base;
-    this.agentPolicy[row] = policy;
-    this.markDirty(row);
+    const row = next[moved + H_ROW] as number;
+    this.rowBlock[row] = moved;
+    this.index.set(this.rowIds[row] as string, moved);
+    this.markDirty(moved);
+    return moved;
   }
 
   /** Raises a row's overflow so it holds no refill above capacity as of `nowMs` (core `normalise`). */
-  private normaliseRow(bucket: number, limit: Limit, nowMs: number): void {
-    const raw = this.uncapped(bucket, limit, nowMs);
+  private normaliseRow(at: number, limit: Limit, nowMs: number): void {
+    const raw = this.uncapped(at, limit, nowMs);
     if (raw > limit.capacityTokens) {
-      const at = bucket * STRIDE + OVERFLOW;
-      this.buckets.cells[at] = (this.buckets.cells[at] as number) + (raw - limit.capacityTokens);
+      const cells = this.blocks.cells;
+      cells[at + OVERFLOW] = (cells[at + OVERFLOW] as number) + (raw - limit.capacityTokens);
     }
   }
 
-  private available(base: number, i: number, limit: Limit, nowMs: number): number {
-    return Math.min(this.uncapped(base + i, limit, nowMs), limit.capacityTokens);
+  private available(at: number, limit: Limit, nowMs: number): number {
+    return Math.min(this.uncapped(at, limit, nowMs), limit.capacityTokens);
   }
 
-  private uncapped(bucket: number, limit: Limit, nowMs: number): number {
-    const cells = this.buckets.cells;
-    const at = bucket * STRIDE;
+  /** Uncapped tokens of the bucket row at offset `at` (core `uncappedTokens`). */
+  private uncapped(at: number, limit: Limit, nowMs: number): number {
+    const cells = this.blocks.cells;
     return uncappedTokens(
       limit,
       cells[at + EPOCH] as number,
@@ -602,35 +615,36 @@ export class Limiter {
     );
   }
 
-  private touch(row: number, nowMs: number): void {
-    this.agentLastMs[row] = nowMs;
-    this.markDirty(row);
+  private touch(block: number, nowMs: number): void {
+    this.blocks.cells[block + H_LAST_MS] = nowMs;
+    this.markDirty(block);
   }
 
-  private markDirty(row: number): void {
-    const flags = this.agentFlags[row] as number;
+  private markDirty(block: number): void {
+    const cells = this.blocks.cells;
+    const flags = cells[block + H_FLAGS] as number;
     if ((flags & CHANGED) === CHANGED) return;
-    this.agentFlags[row] = flags | CHANGED;
+    cells[block + H_FLAGS] = flags | CHANGED;
+    const row = cells[block + H_ROW] as number;
     if ((flags & FEED_BIT.replication) === 0) this.feeds.replication.push(row);
     if ((flags & FEED_BIT.snapshot) === 0) this.feeds.snapshot.push(row);
   }
 
-  private slotId(row: number): string {
-    return this.slotPrefix + (this.agentSeq[row] as number).toString(36);
+  private slotId(block: number): string {
+    return this.slotPrefix + (this.blocks.cells[block + H_SEQ] as number).toString(36);
   }
 
   /** Appends the agent's bucket states, normalised as of `nowMs` so a receiver cannot absorb them. */
-  private exportRow(row: number, nowMs: number, out: BucketEntry[]): void {
-    const agentId = this.agentIds[row] as string;
-    const policy = this.agentPolicy[row] as AgentPolicy;
-    const base = this.agentBase[row] as number;
-    const own = this.slotId(row);
-    const cells = this.buckets.cells;
+  private exportBlock(block: number, nowMs: number, out: BucketEntry[]): void {
+    const cells = this.blocks.cells;
+    const agentId = this.rowIds[cells[block + H_ROW] as number] as string;
+    const policy = this.policyOf(block);
+    const own = this.slotId(block);
     for (let i = 0; i < policy.limits.length; i++) {
-      this.normaliseRow(base + i, policy.limits[i] as Limit, nowMs);
-      const at = (base + i) * STRIDE;
+      const at = rowAt(block, i);
+      this.normaliseRow(at, policy.limits[i] as Limit, nowMs);
       const slots = new Map<string, SlotCounters>();
-      const remote = this.remote.get(base + i);
+      const remote = this.remote.get(at);
       if (remote !== undefined) for (const [id, c] of remote) slots.set(id, { ...c });
       const consumed = cells[at + OWN_CONSUMED] as number;
       const refunded = cells[at + OWN_REFUNDED] as number;
@@ -646,15 +660,14 @@ export class Limiter {
     }
   }
 
-  /** Joins `state` into bucket row `bucket`; false when the state is of an older version. */
-  private mergeRow(bucket: number, ownSlot: string, limit: Limit, state: BucketState): boolean {
-    const cells = this.buckets.cells;
-    const at = bucket * STRIDE;
+  /** Joins `state` into the bucket row at `at`; false when the state is of an older version. */
+  private mergeRow(at: number, ownSlot: string, limit: Limit, state: BucketState): boolean {
+    const cells = this.blocks.cells;
     const revision = cells[at + REVISION] as number;
     const params = cells[at + PARAMS] as number;
     const order = state.revision !== revision ? state.revision - revision : state.params - params;
     if (order < 0) return false;
-    let remote = this.remote.get(bucket);
+    let remote = this.remote.get(at);
     if (order > 0) {
       // A newer version replaces the bucket whole (lexicographic join, core `mergeBuckets`).
       cells[at + REVISION] = state.revision;
@@ -688,7 +701,7 @@ export class Limiter {
       }
       if (remote === undefined) {
         remote = new Map();
-        this.remote.set(bucket, remote);
+        this.remote.set(at, remote);
       }
       const ours = remote.get(id);
       if (ours === undefined) {
@@ -715,16 +728,4 @@ function checkNames(policy: AgentPolicy, names: readonly string[]): void {
       );
     }
   });
-}
-
-function growInt32(a: Int32Array, size: number): Int32Array {
-  const next = new Int32Array(size);
-  next.set(a);
-  return next;
-}
-
-function growFloat64(a: Float64Array, size: number): Float64Array {
-  const next = new Float64Array(size);
-  next.set(a);
-  return next;
 }

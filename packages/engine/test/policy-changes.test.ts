@@ -115,6 +115,36 @@ describe('idle eviction', () => {
     expect(l.drainDirty(0)).toEqual([]);
   });
 
+  it('an agent whose block moved with a policy change is drained once, with its new limits', () => {
+    const l = limiter([tenPerTenSeconds]);
+    l.check('a', 3, 0);
+    l.check('b', 1, 0);
+    // 'a' gets a second limit: its block grows and moves while it waits in both feeds.
+    l.setOverride(
+      'a',
+      policy([tenPerTenSeconds, { name: 'daily', capacity: 100, refill: 100, per: 'day' }]),
+      0,
+    );
+    const drained = l.drainDirty(0);
+    expect(drained.map((e) => `${e.agentId}/${e.limit}`)).toEqual(['a/rps', 'a/daily', 'b/rps']);
+    expect(l.drainDirty(0, Number.POSITIVE_INFINITY, 'snapshot')).toHaveLength(3);
+    expect(l.peek('a', 0).limits.map((s) => s.remaining)).toEqual([7, 100]);
+    expect(l.peek('b', 0).limits.map((s) => s.remaining)).toEqual([9]);
+  });
+
+  it('a row freed by eviction and reused by another agent is drained for the new agent only', () => {
+    const l = limiter([tenPerTenSeconds], { idleEvictMs: 1 });
+    l.check('old', 1, 0);
+    l.drainDirty(0);
+    expect(l.evictIdle(100_000)).toEqual(['old']);
+    l.check('new', 2, 100_000);
+    expect(l.drainDirty(100_000).map((e) => e.agentId)).toEqual(['new']);
+    // The snapshot feed still held 'old''s row: it now names 'new', once.
+    expect(
+      l.drainDirty(100_000, Number.POSITIVE_INFINITY, 'snapshot').map((e) => e.agentId),
+    ).toEqual(['new']);
+  });
+
   it('an evicted agent comes back with a full bucket', () => {
     const l = limiter([tenPerTenSeconds], { idleEvictMs: 1_000 });
     l.check('a', 10, 0);
