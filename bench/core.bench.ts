@@ -15,9 +15,10 @@
  *   virtual time advancing 1 ms every DECISIONS_PER_MS decisions. The whole sequence of id
  *   strings is generated before anything is timed; each decision gets its own string object
  *   (as if parsed from a request), built like `agent-${rank}`.
- * - Policy: capacity 100, refill 50 per second. rate-limiter-flexible is a fixed-window counter
- *   and reads its own clock (Date.now); it gets points 100 per 2 s window (same long-run rate;
- *   up to 200 across a window boundary). Ours and the plain bucket get the virtual time passed in.
+ * - Policy: capacity 100, refill 50 per second. rate-limiter-flexible is a fixed-window counter;
+ *   it gets points 100 per 2 s window (same long-run rate; up to 200 across a window boundary).
+ *   All three see the same virtual time: ours and the plain bucket have it passed in,
+ *   rate-limiter-flexible reads it through Date.now, pinned during its passes.
  * - Throughput: one long-lived instance per contender, warmed up, then REPEATS timed passes over
  *   the whole sequence in rotating (interleaved) order, a forced GC before each; medians.
  * - Latency: LATENCY_ROUNDS interleaved passes of LATENCY_DECISIONS decisions each timed with
@@ -317,24 +318,48 @@ function passPlain(
   return { denied, ns };
 }
 
+/**
+ * rate-limiter-flexible reads `Date.now`; during its passes `Date.now` returns the same virtual
+ * time the other contenders are given, so all three see the same request rate and deny alike
+ * (on the wall clock it saw a far higher rate, denied more, and a deny is its slow path).
+ */
+let rlfNow = 0;
+const wallClock = Date.now;
+function withVirtualClock<T>(run: () => Promise<T>): Promise<T> {
+  Date.now = () => rlfNow;
+  return run().finally(() => {
+    Date.now = wallClock;
+  });
+}
+
 /** rate-limiter-flexible as users call it: await consume, catch the rejection on deny. */
-async function passRlf(
+function passRlf(
   rl: RateLimiterMemory,
   ids: readonly string[],
   n: number,
+  t0: number,
+  perMs: number,
 ): Promise<PassResult> {
-  let denied = 0;
-  const start = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) {
-    try {
-      await rl.consume(ids[i] as string, 1);
-    } catch (e) {
-      if (!(e instanceof RateLimiterRes)) throw e;
-      denied++;
+  return withVirtualClock(async () => {
+    let denied = 0;
+    let k = 0;
+    rlfNow = t0;
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) {
+      try {
+        await rl.consume(ids[i] as string, 1);
+      } catch (e) {
+        if (!(e instanceof RateLimiterRes)) throw e;
+        denied++;
+      }
+      if (++k === perMs) {
+        k = 0;
+        rlfNow++;
+      }
     }
-  }
-  const ns = Number(process.hrtime.bigint() - start);
-  return { denied, ns };
+    const ns = Number(process.hrtime.bigint() - start);
+    return { denied, ns };
+  });
 }
 
 function latencyOurs(
@@ -389,28 +414,38 @@ function latencyPlain(
   return denied;
 }
 
-async function latencyRlf(
+function latencyRlf(
   rl: RateLimiterMemory,
   ids: readonly string[],
   n: number,
+  t0: number,
+  perMs: number,
   out: Float64Array,
 ): Promise<number> {
-  let denied = 0;
-  for (let i = 0; i < n; i++) {
-    const id = ids[i] as string;
-    const a = process.hrtime.bigint();
-    let ok = true;
-    try {
-      await rl.consume(id, 1);
-    } catch (e) {
-      if (!(e instanceof RateLimiterRes)) throw e;
-      ok = false;
+  return withVirtualClock(async () => {
+    let denied = 0;
+    let k = 0;
+    rlfNow = t0;
+    for (let i = 0; i < n; i++) {
+      const id = ids[i] as string;
+      const a = process.hrtime.bigint();
+      let ok = true;
+      try {
+        await rl.consume(id, 1);
+      } catch (e) {
+        if (!(e instanceof RateLimiterRes)) throw e;
+        ok = false;
+      }
+      const b = process.hrtime.bigint();
+      out[i] = Number(b - a);
+      if (!ok) denied++;
+      if (++k === perMs) {
+        k = 0;
+        rlfNow++;
+      }
     }
-    const b = process.hrtime.bigint();
-    out[i] = Number(b - a);
-    if (!ok) denied++;
-  }
-  return denied;
+    return denied;
+  });
 }
 
 /** Median cost in ns of the timer pair itself (two back-to-back hrtime.bigint() calls). */
@@ -458,6 +493,7 @@ async function measureSpeed(
   // Ours and plain see the same sequence of virtual times, so their states evolve alike.
   let clockOurs = T0;
   let clockPlain = T0;
+  let clockRlf = T0;
   const advance = (n: number): number => Math.ceil(n / p.decisionsPerMs) + 1;
 
   const onePass = async (name: Name, n: number): Promise<PassResult> => {
@@ -472,8 +508,11 @@ async function measureSpeed(
         clockPlain += advance(n);
         return r;
       }
-      case 'rlf':
-        return passRlf(rlf, ids, n);
+      case 'rlf': {
+        const r = await passRlf(rlf, ids, n, clockRlf, p.decisionsPerMs);
+        clockRlf += advance(n);
+        return r;
+      }
     }
   };
 
@@ -518,7 +557,8 @@ async function measureSpeed(
         clockPlain += advance(count);
         return;
       case 'rlf':
-        await latencyRlf(rlf, ids, count, samples);
+        await latencyRlf(rlf, ids, count, clockRlf, p.decisionsPerMs, samples);
+        clockRlf += advance(count);
         return;
     }
   };
@@ -879,7 +919,11 @@ export async function main(args: readonly string[]): Promise<void> {
       seed: p.seed,
       prng: 'mulberry32',
       policy: { capacity: CAPACITY, refill_per_second: REFILL_PER_SECOND },
-      rlf_config: { points: CAPACITY, duration_s: RLF_DURATION_S, clock: 'Date.now (wall clock)' },
+      rlf_config: {
+        points: CAPACITY,
+        duration_s: RLF_DURATION_S,
+        clock: 'virtual: Date.now pinned to the same virtual time as the others during its passes',
+      },
       agents_tracked_after_speed_phase: {
         ours: speed.agentsTracked.ours,
         plain: speed.agentsTracked.plain,
@@ -887,8 +931,8 @@ export async function main(args: readonly string[]): Promise<void> {
     },
     notes: [
       'All contenders run in one process on one pre-generated workload; each timed pass is the whole sequence; medians of interleaved passes.',
-      'rate-limiter-flexible RateLimiterMemory is a fixed-window counter (points 100 per 2 s window), reads Date.now, and is awaited per decision with the rejection caught on deny.',
-      'Ours and the plain bucket get virtual time (1 ms per 100 decisions) passed in.',
+      'rate-limiter-flexible RateLimiterMemory is a fixed-window counter (points 100 per 2 s window), awaited per decision with the rejection caught on deny; Date.now is pinned to the shared virtual time during its passes.',
+      'All three see the same virtual time (1 ms per 100 decisions): passed in to ours and the plain bucket, through a pinned Date.now to rate-limiter-flexible.',
       'Latency: each decision timed with process.hrtime.bigint(); the median empty-timer cost is subtracted from every sample.',
       'Memory: heapUsed + external (external includes arrayBuffers) after forced GC, minus the baseline, divided by agents; id strings are built inside the loop so the key strings each structure retains are counted.',
       'Ours memory is measured with the change feeds (replication, snapshot) still listing every agent; bytes_per_idle_agent_after_drain is after draining both with drainDirty().',
