@@ -31,6 +31,8 @@ export interface ServiceOptions {
 
 const EVICT_EVERY_MS = 10_000;
 const EVICT_SCAN = 50_000;
+/** Agents written per snapshot transaction before the event loop gets a turn. */
+const SNAPSHOT_SLICE = 20_000;
 
 /**
  * The running edge: the composition root. It is the only place that reads config and picks
@@ -43,6 +45,7 @@ export class EdgeService {
   private readonly timers: NodeJS.Timeout[] = [];
   private watcher: FSWatcher | undefined;
   private evicted: string[] = [];
+  private snapshotting = false;
 
   private constructor(
     private config: Config,
@@ -177,11 +180,14 @@ export class EdgeService {
     return this.stopping;
   }
 
-  /** Writes every bucket changed since the last snapshot, and drops evicted agents. */
-  snapshot(): void {
+  /**
+   * Writes buckets changed since the last snapshot (at most `maxAgents` agents' worth, in one
+   * transaction) and drops evicted agents. Returns true when changed agents remain.
+   */
+  snapshot(maxAgents = Number.POSITIVE_INFINITY): boolean {
     const now = Date.now();
     const entries: SnapshotEntry[] = [];
-    for (const entry of this.limiter.drainDirty(now, Number.POSITIVE_INFINITY, 'snapshot')) {
+    for (const entry of this.limiter.drainDirty(now, maxAgents, 'snapshot')) {
       const savedLimit = this.limiter
         .policyFor(entry.agentId)
         .limits.find((l) => l.name === entry.limit);
@@ -190,6 +196,28 @@ export class EdgeService {
     const evicted = this.evicted;
     this.evicted = [];
     if (entries.length > 0 || evicted.length > 0) this.store.save(entries, evicted, now);
+    return this.limiter.dirtyCount('snapshot') > 0;
+  }
+
+  /**
+   * The periodic snapshot, in slices of SNAPSHOT_SLICE agents with the event loop free between
+   * them, so a million changed agents never stall requests for the length of one big write.
+   */
+  private snapshotInSlices(): void {
+    if (this.snapshotting) return;
+    this.snapshotting = true;
+    const slice = () => {
+      try {
+        if (!this.stopping && this.snapshot(SNAPSHOT_SLICE)) {
+          setImmediate(slice);
+          return;
+        }
+      } catch (error) {
+        this.logger.error({ err: error }, 'snapshot failed');
+      }
+      this.snapshotting = false;
+    };
+    slice();
   }
 
   private persistOverride(agentId: string, policy: AgentPolicy | undefined): void {
@@ -208,7 +236,7 @@ export class EdgeService {
       timer.unref();
       this.timers.push(timer);
     };
-    every(this.config.snapshot.interval_ms, () => this.snapshot(), 'snapshot');
+    every(this.config.snapshot.interval_ms, () => this.snapshotInSlices(), 'snapshot');
     every(
       EVICT_EVERY_MS,
       () => this.evicted.push(...this.limiter.evictIdle(Date.now(), EVICT_SCAN)),
