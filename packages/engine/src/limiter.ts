@@ -224,6 +224,7 @@ export class Limiter {
       return {
         agentId,
         tracked: false,
+        policy,
         limits: policy.limits.map((limit) => ({
           limit,
           remaining: limit.capacityTokens,
@@ -238,7 +239,7 @@ export class Limiter {
       const remaining = this.available(rowAt(at, i), limit, nowMs);
       return { limit, remaining, resetMs: msUntilFull(limit, remaining) };
     });
-    return { agentId, tracked: true, limits };
+    return { agentId, tracked: true, policy, limits };
   }
 
   /**

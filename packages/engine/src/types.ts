@@ -1,4 +1,4 @@
-import type { Limit } from '@openclaw-edge/core';
+import type { AgentPolicy, Limit } from '@openclaw-edge/core';
 
 /**
  * Outcome of one check across an agent's limits. Allocation-light on purpose: per-limit detail
@@ -29,6 +29,8 @@ export interface AgentStatus {
   readonly agentId: string;
   /** False when the engine holds no state for the agent (never seen, or evicted while full). */
   readonly tracked: boolean;
+  /** The policy the agent is governed by (the limits below are its limits, in order). */
+  readonly policy: AgentPolicy;
   readonly limits: readonly LimitStatus[];
 }
 

@@ -1,3 +1,4 @@
+import type { AgentPolicy } from '@openclaw-edge/core';
 import type { AgentStatus, Decision } from '@openclaw-edge/engine';
 import type { FastifyReply } from 'fastify';
 
@@ -13,18 +14,7 @@ export function setRateLimitHeaders(
   status: AgentStatus,
   decision: Decision,
 ): void {
-  reply.header(
-    'RateLimit-Policy',
-    status.limits
-      .map((s) => {
-        const windowS = Math.max(
-          1,
-          Math.ceil(s.limit.capacityTokens / (s.limit.refillPerMs * 1000)),
-        );
-        return `"${s.limit.name}";q=${Math.floor(s.limit.capacityTokens)};w=${windowS}`;
-      })
-      .join(', '),
-  );
+  reply.header('RateLimit-Policy', policyHeader(status.policy));
   const remaining = Math.max(0, Math.floor(decision.remaining + 1e-9));
   reply.header(
     'RateLimit',
@@ -33,4 +23,21 @@ export function setRateLimitHeaders(
   if (!decision.allowed && Number.isFinite(decision.retryAfterMs)) {
     reply.header('Retry-After', String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000))));
   }
+}
+
+/** The policy header depends only on the policy, so it is built once per policy and reused. */
+const policyHeaders = new WeakMap<AgentPolicy, string>();
+
+function policyHeader(policy: AgentPolicy): string {
+  let header = policyHeaders.get(policy);
+  if (header === undefined) {
+    header = policy.limits
+      .map((limit) => {
+        const windowS = Math.max(1, Math.ceil(limit.capacityTokens / (limit.refillPerMs * 1000)));
+        return `"${limit.name}";q=${Math.floor(limit.capacityTokens)};w=${windowS}`;
+      })
+      .join(', ');
+    policyHeaders.set(policy, header);
+  }
+  return header;
 }
