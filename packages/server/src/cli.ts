@@ -65,6 +65,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`${error.message}\n`);
       return 1;
     }
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      process.stderr.write(
+        `openclaw-edge: cannot listen (${code}: ${(error as Error).message}); choose another address with HOST and PORT or server.host and server.port\n`,
+      );
+      return 1;
+    }
     throw error;
   }
   return usageError(

@@ -1,7 +1,6 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
-import type { AgentPolicy } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -45,18 +44,37 @@ export class EdgeService {
   private readonly timers: NodeJS.Timeout[] = [];
   private watcher: FSWatcher | undefined;
   private evicted: string[] = [];
+  private keys: ApiKeys;
   private snapshotting = false;
+
+  readonly app: FastifyInstance;
 
   private constructor(
     private config: Config,
     private policies: CompiledPolicies,
-    private keys: ApiKeys,
     readonly logger: Logger,
     readonly limiter: Limiter,
     private readonly store: SnapshotStore,
     private readonly options: ServiceOptions,
-    readonly app: FastifyInstance,
-  ) {}
+  ) {
+    this.keys = new ApiKeys(config.api_keys);
+    // The HTTP layer reads keys, tiers and readiness through getters: a reload swaps them.
+    const runtime: EdgeRuntime = {
+      limiter,
+      now: () => Date.now(),
+      apiKeys: () => this.keys,
+      tiers: () => this.policies.tiers,
+      isReady: () => this.ready,
+      overrideChanged: (agentId, policy) => this.store.saveOverride(agentId, policy),
+      maxBatch: config.server.max_batch,
+      bodyLimitBytes: config.server.body_limit_bytes,
+    };
+    this.app = buildApp(runtime, {
+      logger,
+      version: VERSION,
+      logRequests: config.logging.requests,
+    });
+  }
 
   /** Loads config, restores state, starts listening; resolves once ready for traffic. */
   static async start(options: ServiceOptions = {}): Promise<EdgeService> {
@@ -79,37 +97,16 @@ export class EdgeService {
     const report = restoreSnapshot(limiter, store.load(), Date.now());
     logger.info({ ...report, node_id: nodeId, data_dir: config.data_dir }, 'state restored');
 
-    const holder: { service?: EdgeService } = {};
-    const runtime: EdgeRuntime = {
-      limiter,
-      now: () => Date.now(),
-      apiKeys: () => holder.service?.keys ?? new ApiKeys(config.api_keys),
-      tiers: () => holder.service?.policies.tiers ?? policies.tiers,
-      isReady: () => holder.service?.ready ?? false,
-      overrideChanged: (agentId, policy) => holder.service?.persistOverride(agentId, policy),
-      maxBatch: config.server.max_batch,
-      bodyLimitBytes: config.server.body_limit_bytes,
-    };
-    const app = buildApp(runtime, {
-      logger,
-      version: VERSION,
-      logRequests: config.logging.requests,
-    });
-    const service = new EdgeService(
-      config,
-      policies,
-      new ApiKeys(config.api_keys),
-      logger,
-      limiter,
-      store,
-      options,
-      app,
-    );
-    holder.service = service;
+    const service = new EdgeService(config, policies, logger, limiter, store, options);
     if (!service.keys.enabled) {
       logger.warn('no api_keys configured: serving loopback clients only, with every scope');
     }
-    await app.listen({ host: config.server.host, port: config.server.port });
+    try {
+      await service.app.listen({ host: config.server.host, port: config.server.port });
+    } catch (error) {
+      store.close();
+      throw error;
+    }
     service.startBackgroundWork();
     service.ready = true;
     logger.info({ address: service.address }, 'ready');
@@ -218,10 +215,6 @@ export class EdgeService {
       this.snapshotting = false;
     };
     slice();
-  }
-
-  private persistOverride(agentId: string, policy: AgentPolicy | undefined): void {
-    this.store.saveOverride(agentId, policy);
   }
 
   private startBackgroundWork(): void {

@@ -197,6 +197,20 @@ describe('the CLI', () => {
     expect(r.stderr).toContain('Usage');
   });
 
+  it('a port already in use is a clear message and exit 1, not a stack trace', async () => {
+    const cfg = setup((data) => `data_dir: ${data}\n`);
+    const edge = await start(cfg.path);
+    const { port } = new URL(edge.url);
+    const r = spawnSync(process.execPath, [...CLI, 'serve', '--config', cfg.path], {
+      encoding: 'utf8',
+      env: { ...process.env, PORT: port },
+      timeout: 30_000,
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('EADDRINUSE');
+    expect(r.stderr).toContain('PORT');
+  });
+
   it('key hash prints the sha256 that config expects', () => {
     const r = run(['key', 'hash'], 'secret-key\n');
     expect(r.status).toBe(0);
