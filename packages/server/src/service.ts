@@ -30,8 +30,11 @@ export interface ServiceOptions {
 
 const EVICT_EVERY_MS = 10_000;
 const EVICT_SCAN = 50_000;
-/** Agents written per snapshot transaction before the event loop gets a turn. */
-const SNAPSHOT_SLICE = 20_000;
+/**
+ * Agents written per snapshot transaction before the event loop gets a turn: about 10 ms of
+ * work, so a snapshot never holds requests back for longer than that.
+ */
+const SNAPSHOT_SLICE = 1_000;
 
 /**
  * The running edge: the composition root. It is the only place that reads config and picks

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import { authenticate } from './auth-hook.js';
 import { registerHealthRoutes } from './health-routes.js';
@@ -10,9 +10,17 @@ import type { EdgeRuntime } from './runtime.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
+/** Request ids: a random per-process prefix and a counter, unique without a random draw per request. */
+const requestIdPrefix = randomBytes(6).toString('base64url');
+let requestCounter = 0;
+function nextRequestId(): string {
+  requestCounter++;
+  return `${requestIdPrefix}-${requestCounter.toString(36)}`;
+}
+
 /** Options of {@link buildApp}. */
 export interface AppOptions {
-  /** A pino logger instance, or Fastify's logger options; false for none. */
+  /** A pino logger instance; false for none. */
   readonly logger: FastifyServerOptions['loggerInstance'] | false;
   readonly version: string;
   /** Log a line per request (incoming and completed); off by default, failures are always logged. */
@@ -26,11 +34,15 @@ export interface AppOptions {
  */
 export function buildApp(runtime: EdgeRuntime, options: AppOptions): FastifyInstance {
   const app = Fastify({
-    ...(options.logger === false ? { logger: false } : { loggerInstance: options.logger }),
+    // Fastify builds a child logger per request when it has one; without request logging that is
+    // pure cost, so failures are logged by our error handler with the request id instead.
+    ...(options.logger === false || options.logRequests !== true
+      ? { logger: false }
+      : { loggerInstance: options.logger }),
     bodyLimit: runtime.bodyLimitBytes,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : nextRequestId();
     },
     logController: new LogController({
       requestIdLogLabel: 'request_id',
@@ -63,7 +75,9 @@ export function buildApp(runtime: EdgeRuntime, options: AppOptions): FastifyInst
   });
   app.setErrorHandler((error, request, reply) => {
     const body = toProblem(error, request);
-    if (body.status >= 500) request.log.error({ err: error }, 'request failed');
+    if (body.status >= 500 && options.logger) {
+      options.logger.error({ err: error, request_id: request.id }, 'request failed');
+    }
     return sendProblem(reply, body);
   });
   app.setNotFoundHandler((request, reply) =>

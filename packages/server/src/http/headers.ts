@@ -14,15 +14,15 @@ export function setRateLimitHeaders(
   status: AgentStatus,
   decision: Decision,
 ): void {
-  reply.header('RateLimit-Policy', policyHeader(status.policy));
   const remaining = Math.max(0, Math.floor(decision.remaining + 1e-9));
-  reply.header(
-    'RateLimit',
-    `"${decision.limit.name}";r=${remaining};t=${Math.ceil(decision.resetMs / 1000)}`,
-  );
+  const headers: Record<string, string> = {
+    'RateLimit-Policy': policyHeader(status.policy),
+    RateLimit: `"${decision.limit.name}";r=${remaining};t=${Math.ceil(decision.resetMs / 1000)}`,
+  };
   if (!decision.allowed && Number.isFinite(decision.retryAfterMs)) {
-    reply.header('Retry-After', String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000))));
+    headers['Retry-After'] = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
   }
+  reply.headers(headers);
 }
 
 /** The policy header depends only on the policy, so it is built once per policy and reused. */

@@ -76,7 +76,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
     this.db.transaction(() => {
       for (const e of entries) {
         const state = Buffer.from(encodeBucket(e.state));
-        this.upsert.run(e.agentId, e.limit, state, JSON.stringify(e.savedLimit), Math.floor(nowMs));
+        this.upsert.run(e.agentId, e.limit, state, limitJson(e.savedLimit), Math.floor(nowMs));
       }
       for (const id of evicted) this.remove.run(id);
     })();
@@ -115,6 +115,17 @@ export class SqliteSnapshotStore implements SnapshotStore {
       PRAGMA user_version = ${SCHEMA_VERSION};
     `);
   }
+}
+
+/** Limits are shared by every agent of a policy: serialise each once. */
+const limitJsonCache = new WeakMap<Limit, string>();
+function limitJson(limit: Limit): string {
+  let json = limitJsonCache.get(limit);
+  if (json === undefined) {
+    json = JSON.stringify(limit);
+    limitJsonCache.set(limit, json);
+  }
+  return json;
 }
 
 /** Re-validates a stored limit (the file may have been edited by hand), keeping its exact rate. */
