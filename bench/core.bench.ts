@@ -1,38 +1,19 @@
-/**
- * Core engine benchmark: our `Limiter.check` against rate-limiter-flexible's `RateLimiterMemory`
- * and a plain, non-replicated token bucket in a `Map` (the practical ceiling), on one seeded
- * Zipf workload, in one process and one run.
- *
- *   npm run bench -- core            full run (writes bench/results/core.json)
- *   npm run bench -- core --quick    smoke run with small sizes (writes nothing)
- *   npm run bench -- core --only ours    throughput passes of one contender only (writes
- *                                        nothing); to profile it:
- *     node --expose-gc --conditions=@openclaw-edge/source --import tsx --cpu-prof \
- *       bench/run.ts core --only ours
- *
- * Method (also summarised in BENCHMARKS.md):
- * - Workload: AGENTS agents, agent drawn from Zipf(s = ZIPF_S) with a seeded mulberry32, cost 1,
- *   virtual time advancing 1 ms every DECISIONS_PER_MS decisions. The whole sequence of id
- *   strings is generated before anything is timed; each decision gets its own string object
- *   (as if parsed from a request), built like `agent-${rank}`.
- * - Policy: capacity 100, refill 50 per second. rate-limiter-flexible is a fixed-window counter;
- *   it gets points 100 per 2 s window (same long-run rate; up to 200 across a window boundary).
- *   All three see the same virtual time: ours and the plain bucket have it passed in,
- *   rate-limiter-flexible reads it through Date.now, pinned during its passes.
- * - Throughput: one long-lived instance per contender, warmed up, then REPEATS timed passes over
- *   the whole sequence in rotating (interleaved) order, a forced GC before each; medians.
- * - Latency: LATENCY_ROUNDS interleaved passes of LATENCY_DECISIONS decisions each timed with
- *   process.hrtime.bigint(); the median cost of an empty timer pair is subtracted.
- * - Memory: for each structure, in a fresh state: GC, baseline, check MEMORY_AGENTS distinct
- *   ids once (ids built lazily in the loop, so the key strings the structure retains are
- *   counted), GC, measure heapUsed + external (external includes arrayBuffers).
- */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { cpus, totalmem } from 'node:os';
 import { definePolicy } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import {
+  fmtInt,
+  gitState,
+  loadAverage,
+  median,
+  mulberry32,
+  percentile,
+  progress,
+  round,
+  sleep,
+} from './support.js';
 
 // ---------------------------------------------------------------------------------------------
 // Parameters
@@ -89,13 +70,6 @@ const TARGETS = {
 // ---------------------------------------------------------------------------------------------
 // Utilities
 
-const started = process.hrtime.bigint();
-
-function progress(message: string): void {
-  const s = Number(process.hrtime.bigint() - started) / 1e9;
-  console.log(`[${s.toFixed(1).padStart(6)}s] ${message}`);
-}
-
 function requireGc(): () => void {
   const gc = globalThis.gc;
   if (gc === undefined) {
@@ -107,63 +81,6 @@ function requireGc(): () => void {
 }
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Small, fast, seeded PRNG (mulberry32); returns floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
-/** Nearest-rank percentile of an already sorted array. */
-function percentile(sorted: Float64Array, p: number): number {
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
-  return sorted[i] as number;
-}
-
-function fmtInt(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
-}
-
-function round(n: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
-
-/** Commit of the working tree and whether packages/ differs from it (what was measured). */
-function gitState(): { commit: string; packagesDirty: boolean | null } {
-  try {
-    const opts = {
-      encoding: 'utf8' as const,
-      stdio: ['ignore', 'pipe', 'ignore'] as ('ignore' | 'pipe')[],
-    };
-    const commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], opts).trim();
-    const status = execFileSync(
-      'git',
-      ['status', '--porcelain', '--', 'packages/*/src'],
-      opts,
-    ).trim();
-    return { commit, packagesDirty: status.length > 0 };
-  } catch {
-    return { commit: 'unknown', packagesDirty: null };
-  }
-}
-
-const loadAverage = (): number[] => loadavg().map((v) => round(v, 2));
 
 // ---------------------------------------------------------------------------------------------
 // Workload

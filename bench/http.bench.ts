@@ -53,11 +53,22 @@ import {
 } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect, type Socket } from 'node:net';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import {
+  fmtInt,
+  gitState,
+  loadAverage,
+  median,
+  mulberry32,
+  percentile,
+  progress,
+  round,
+  sleep,
+} from './support.js';
 
 // ---------------------------------------------------------------------------------------------
 // Parameters
@@ -108,71 +119,6 @@ const NODE_ARGS = ['--conditions=@openclaw-edge/source', '--import', 'tsx'] as c
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers (as in core.bench.ts)
-
-const started = process.hrtime.bigint();
-
-function progress(message: string): void {
-  const s = Number(process.hrtime.bigint() - started) / 1e9;
-  console.log(`[${s.toFixed(1).padStart(6)}s] ${message}`);
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Small, fast, seeded PRNG (mulberry32); returns floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
-/** Nearest-rank percentile of an already sorted array. */
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
-  return sorted[i] as number;
-}
-
-function fmtInt(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
-}
-
-function round(n: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
-
-function gitState(): { commit: string; packagesDirty: boolean | null } {
-  try {
-    const opts = {
-      encoding: 'utf8' as const,
-      stdio: ['ignore', 'pipe', 'ignore'] as ('ignore' | 'pipe')[],
-    };
-    const commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], opts).trim();
-    const status = execFileSync(
-      'git',
-      ['status', '--porcelain', '--', 'packages/*/src'],
-      opts,
-    ).trim();
-    return { commit, packagesDirty: status.length > 0 };
-  } catch {
-    return { commit: 'unknown', packagesDirty: null };
-  }
-}
-
-const loadAverage = (): number[] => loadavg().map((v) => round(v, 2));
 
 /** Growable array of float samples. */
 class Samples {

@@ -1,0 +1,74 @@
+/**
+ * Helpers every benchmark shares: progress lines, seeded randomness, statistics, number
+ * formatting, and what was measured (commit, load).
+ */
+import { execFileSync } from 'node:child_process';
+import { loadavg } from 'node:os';
+
+const started = process.hrtime.bigint();
+
+/** Prints a progress line with the seconds since the benchmark started. */
+export function progress(message: string): void {
+  const s = Number(process.hrtime.bigint() - started) / 1e9;
+  console.log(`[${s.toFixed(1).padStart(6)}s] ${message}`);
+}
+
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Small, fast, seeded PRNG (mulberry32); returns floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** Nearest-rank percentile of an already sorted array (NaN when empty). */
+export function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
+  return sorted[i] as number;
+}
+
+export function fmtInt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+export function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+/** Commit of the working tree and whether packages/ differs from it (what was measured). */
+export function gitState(): { commit: string; packagesDirty: boolean | null } {
+  try {
+    const opts = {
+      encoding: 'utf8' as const,
+      stdio: ['ignore', 'pipe', 'ignore'] as ('ignore' | 'pipe')[],
+    };
+    const commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], opts).trim();
+    const status = execFileSync(
+      'git',
+      ['status', '--porcelain', '--', 'packages/*/src'],
+      opts,
+    ).trim();
+    return { commit, packagesDirty: status.length > 0 };
+  } catch {
+    return { commit: 'unknown', packagesDirty: null };
+  }
+}
+
+export const loadAverage = (): number[] => loadavg().map((v) => round(v, 2));
