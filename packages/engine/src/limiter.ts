@@ -146,7 +146,31 @@ export class Limiter {
    */
   check(agentId: string, cost: Cost, nowMs: number, limitNames?: readonly string[]): Decision {
     if (typeof cost !== 'number' || !(cost >= 0 && cost <= MAX_COST)) validateCost(cost);
+    return this.decide(this.blockFor(agentId, nowMs), cost, nowMs, limitNames);
+  }
+
+  /**
+   * `check`, plus every limit's state after the decision, as `peek` would report it, for one
+   * lookup of the agent: what an API response needs.
+   */
+  checkAndPeek(
+    agentId: string,
+    cost: Cost,
+    nowMs: number,
+    limitNames?: readonly string[],
+  ): { readonly decision: Decision; readonly status: AgentStatus } {
+    if (typeof cost !== 'number' || !(cost >= 0 && cost <= MAX_COST)) validateCost(cost);
     const block = this.blockFor(agentId, nowMs);
+    const decision = this.decide(block, cost, nowMs, limitNames);
+    return { decision, status: this.describe(agentId, block, nowMs) };
+  }
+
+  private decide(
+    block: number,
+    cost: Cost,
+    nowMs: number,
+    limitNames?: readonly string[],
+  ): Decision {
     const cells = this.blocks.cells;
     const policy = this.policies.get(cells[block + H_POLICY] as number);
     const limits = policy.limits;
@@ -218,7 +242,7 @@ export class Limiter {
 
   /** Every limit's state without charging; an unknown agent reads as full buckets. */
   peek(agentId: string, nowMs: number): AgentStatus {
-    let block = this.index.get(agentId);
+    const block = this.index.get(agentId);
     if (block === undefined) {
       const policy = this.policyFor(agentId);
       return {
@@ -232,11 +256,14 @@ export class Limiter {
         })),
       };
     }
-    block = this.refreshPolicy(block, nowMs);
-    const at = block;
-    const policy = this.policyOf(at);
+    return this.describe(agentId, this.refreshPolicy(block, nowMs), nowMs);
+  }
+
+  /** Every limit's state of the agent whose block is `block`. */
+  private describe(agentId: string, block: number, nowMs: number): AgentStatus {
+    const policy = this.policyOf(block);
     const limits: LimitStatus[] = policy.limits.map((limit, i) => {
-      const remaining = this.available(rowAt(at, i), limit, nowMs);
+      const remaining = this.available(rowAt(block, i), limit, nowMs);
       return { limit, remaining, resetMs: msUntilFull(limit, remaining) };
     });
     return { agentId, tracked: true, policy, limits };

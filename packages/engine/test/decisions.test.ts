@@ -61,6 +61,26 @@ describe('a single limiter', () => {
     expect(() => l.check('a', 1, 0, ['nope'])).toThrow(UnknownLimitError);
   });
 
+  it('checkAndPeek decides like check and reports what peek reports afterwards', () => {
+    const specs = [
+      tenPerTenSeconds,
+      { name: 'tokens', resource: 'tokens', capacity: 100, refill: 1, per: 'second' as const },
+    ];
+    const a = limiter(specs);
+    const b = limiter(specs);
+    const steps: [number, { requests: number; tokens: number }, string[] | undefined][] = [
+      [0, { requests: 1, tokens: 60 }, undefined],
+      [100, { requests: 3, tokens: 50 }, undefined],
+      [200, { requests: 2, tokens: 0 }, ['rps']],
+      [5_000, { requests: 1, tokens: 45 }, undefined],
+    ];
+    for (const [now, cost, names] of steps) {
+      const both = a.checkAndPeek('x', cost, now, names);
+      expect(both.decision).toEqual(b.check('x', cost, now, names));
+      expect(both.status).toEqual(b.peek('x', now));
+    }
+  });
+
   it('retry-after is the longest wait among the denying limits', () => {
     const l = limiter([tenPerTenSeconds, { name: 'slow', capacity: 10, refill: 1, per: 'minute' }]);
     l.check('a', 10, 0);

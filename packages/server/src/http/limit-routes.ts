@@ -22,8 +22,12 @@ export function registerLimitRoutes(app: FastifyInstance, runtime: EdgeRuntime):
   const decide = (request: FastifyRequest, body: CheckBody, reply?: FastifyReply) => {
     authorizeAgent(request, body.agent_id);
     const now = runtime.now();
-    const decision = limiter.check(body.agent_id, body.cost ?? 1, now, body.limits);
-    const status = limiter.peek(body.agent_id, now);
+    const { decision, status } = limiter.checkAndPeek(
+      body.agent_id,
+      body.cost ?? 1,
+      now,
+      body.limits,
+    );
     if (reply !== undefined) setRateLimitHeaders(reply, status, decision);
     const view = {
       agent_id: body.agent_id,
