@@ -13,6 +13,7 @@ import {
   progress,
   round,
   sleep,
+  table,
 } from './support.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -636,20 +637,6 @@ async function measureAllMemory(p: Params, gc: () => void): Promise<MemoryResult
 
 // ---------------------------------------------------------------------------------------------
 // Report
-
-function table(rows: readonly (readonly string[])[]): string {
-  const widths = (rows[0] as readonly string[]).map((_, c) =>
-    Math.max(...rows.map((r) => (r[c] as string).length)),
-  );
-  const line = (r: readonly string[]): string =>
-    r
-      .map((cell, c) =>
-        c === 0 ? cell.padEnd(widths[c] as number) : cell.padStart(widths[c] as number),
-      )
-      .join('  ');
-  const sep = widths.map((w) => '-'.repeat(w)).join('  ');
-  return [line(rows[0] as readonly string[]), sep, ...rows.slice(1).map(line)].join('\n');
-}
 
 interface Options {
   readonly quick: boolean;

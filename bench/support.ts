@@ -72,3 +72,18 @@ export function gitState(): { commit: string; packagesDirty: boolean | null } {
 }
 
 export const loadAverage = (): number[] => loadavg().map((v) => round(v, 2));
+
+/** A plain-text table: first column left-aligned, the others right-aligned. */
+export function table(rows: readonly (readonly string[])[]): string {
+  const widths = (rows[0] as readonly string[]).map((_, c) =>
+    Math.max(...rows.map((r) => (r[c] as string).length)),
+  );
+  const line = (r: readonly string[]): string =>
+    r
+      .map((cell, c) =>
+        c === 0 ? cell.padEnd(widths[c] as number) : cell.padStart(widths[c] as number),
+      )
+      .join('  ');
+  const sep = widths.map((w) => '-'.repeat(w)).join('  ');
+  return [line(rows[0] as readonly string[]), sep, ...rows.slice(1).map(line)].join('\n');
+}
