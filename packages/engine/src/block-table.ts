@@ -13,7 +13,7 @@ export const H_SEQ = 2; // bucket creation number: the agent's slot id in this r
 export const H_FLAGS = 3; // FEED_BIT | FOLLOWS_CONFIG
 export const H_GENERATION = 4; // config generation the agent's policy was resolved at
 export const H_POLICY = 5; // index in the policy table
-export const HEADER = 6;
+const HEADER = 6;
 
 /** Bucket row fields, as offsets from the start of a row. */
 export const EPOCH = 0;

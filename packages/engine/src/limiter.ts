@@ -10,6 +10,7 @@ import {
   MAX_COST,
   msUntilAvailable,
   msUntilFull,
+  normalise,
   type SlotCounters,
   UnknownLimitError,
   uncappedTokens,
@@ -707,17 +708,12 @@ export class Limiter {
       remote?.clear();
     } else {
       const epoch = cells[at + EPOCH] as number;
-      let overflow = state.overflow;
-      if (state.epochMs < epoch) {
-        // Our bucket says "full at `epoch`". Their older state, read at that moment, cannot have
-        // held more than capacity either: absorb what it banked by then, or the earlier epoch
-        // would hand our later charges the refill of a time before our bucket existed (a late
-        // message from a replica that charged long ago).
-        let used = 0;
-        for (const c of state.slots.values()) used += c.consumed - c.refunded;
-        const raw = uncappedTokens(limit, state.epochMs, used, overflow, epoch);
-        if (raw > limit.capacityTokens) overflow += raw - limit.capacityTokens;
-      }
+      // Our bucket says "full at `epoch`". Their older state, read at that moment, cannot have
+      // held more than capacity either: absorb what it banked by then (core `normalise`), or the
+      // earlier epoch would hand our later charges the refill of a time before our bucket existed
+      // (a late message from a replica that charged long ago).
+      const overflow =
+        state.epochMs < epoch ? normalise(state, limit, epoch).overflow : state.overflow;
       cells[at + EPOCH] = Math.min(epoch, state.epochMs);
       cells[at + OVERFLOW] = Math.max(cells[at + OVERFLOW] as number, overflow);
     }

@@ -37,9 +37,4 @@ export class PolicyTable {
   get(id: number): AgentPolicy {
     return this.policies[id] as AgentPolicy;
   }
-
-  /** Distinct policies currently held. */
-  get size(): number {
-    return this.ids.size;
-  }
 }

@@ -13,7 +13,7 @@ const name = z
 const amount = z.number().finite().positive().max(1e15);
 
 /** One limit, as in `@openclaw-edge/core`'s LimitSpec. */
-export const limitSchema = z.strictObject({
+const limitSchema = z.strictObject({
   name,
   resource: name.optional(),
   capacity: amount,
