@@ -139,6 +139,8 @@ export class Limiter {
   private readonly scratch = new Float64Array(64);
   /** Units charged to agents while outside the top set (plus evicted agents'), by resource. */
   private readonly otherUsed = new Map<string, number>();
+  private allowedCount = 0;
+  private deniedCount = 0;
 
   constructor(options: LimiterOptions) {
     if (typeof options.nodeId !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(options.nodeId)) {
@@ -155,6 +157,11 @@ export class Limiter {
     const agents = Math.max(16, options.initialAgents ?? 1024);
     this.blocks = new BlockTable(agents, options.defaultPolicy.limits.length);
     this.rowBlock = new Float64Array(agents);
+  }
+
+  /** Decisions made by `check` since the limiter was created (local, for metrics). */
+  get decisions(): { readonly allowed: number; readonly denied: number } {
+    return { allowed: this.allowedCount, denied: this.deniedCount };
   }
 
   /** Agents currently holding state. */
@@ -227,6 +234,7 @@ export class Limiter {
       }
     }
     if (denied >= 0) {
+      this.deniedCount++;
       const limit = limits[denied] as Limit;
       const available = Math.min(scratch[denied] as number, limit.capacityTokens);
       return {
@@ -253,6 +261,7 @@ export class Limiter {
       cells[at + USED] = (cells[at + USED] as number) + c;
     }
     this.touch(block, nowMs);
+    this.allowedCount++;
     const limit = limits[tightest] as Limit;
     const remaining =
       Math.min(scratch[tightest] as number, limit.capacityTokens) - costFor(limit, cost);

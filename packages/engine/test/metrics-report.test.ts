@@ -43,6 +43,7 @@ describe('the bucket report behind /metrics', () => {
     for (let i = 0; i < 20; i++) l.check('warm', 2, 0);
     l.check('cold', 1, 0);
     expect(l.rankAgents(2, 0)).toEqual(['hot', 'warm']);
+    expect(l.decisions).toEqual({ allowed: 71, denied: 0 });
     const report = l.bucketReport(0);
     expect(report.top.map((t) => t.agentId)).toEqual(['hot', 'warm']);
     expect(report.top[1]?.used.get('requests')).toBe(40);
@@ -59,6 +60,8 @@ describe('the bucket report behind /metrics', () => {
     l.check('half', 5, 0);
     l.check('most', 9, 0);
     l.check('full', 0, 0);
+    expect(l.check('most', 2, 0).allowed).toBe(false);
+    expect(l.decisions).toEqual({ allowed: 3, denied: 1 });
     expect(l.rankAgents(5, 0, 'utilisation')).toEqual(['most', 'half']);
   });
 

@@ -11,6 +11,7 @@ import type { Config } from './config/schema.js';
 import { buildApp } from './http/app.js';
 import type { EdgeRuntime } from './http/runtime.js';
 import { createLogger } from './logger.js';
+import { EdgeMetrics } from './metrics/edge-metrics.js';
 import { restoreSnapshot } from './restore.js';
 import { MemorySnapshotStore } from './snapshot/memory-store.js';
 import type { SnapshotEntry, SnapshotStore } from './snapshot/snapshot-store.js';
@@ -26,6 +27,13 @@ export interface ServiceOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Watch the config file and reload on change (SIGHUP always reloads). Default true. */
   readonly watchConfig?: boolean;
+  /**
+   * `edge` (default) takes traffic. `exporter` is the metrics sidecar: it serves only health and
+   * /metrics, reading the bucket state the edge writes to the data dir, and writes nothing.
+   */
+  readonly role?: 'edge' | 'exporter';
+  /** Listen address instead of `server.host`/`server.port` (the exporter's own port). */
+  readonly listen?: { readonly host: string; readonly port: number };
 }
 
 const EVICT_EVERY_MS = 10_000;
@@ -51,6 +59,7 @@ export class EdgeService {
   private snapshotting = false;
 
   readonly app: FastifyInstance;
+  readonly metrics: EdgeMetrics | undefined;
 
   private constructor(
     private config: Config,
@@ -72,11 +81,27 @@ export class EdgeService {
       maxBatch: config.server.max_batch,
       bodyLimitBytes: config.server.body_limit_bytes,
     };
+    this.metrics = config.metrics.enabled
+      ? new EdgeMetrics({
+          limiter,
+          nodeId: limiter.nodeId,
+          version: VERSION,
+          topAgents: config.metrics.top_agents,
+          rankBy: this.role === 'exporter' ? 'utilisation' : 'activity',
+          now: () => Date.now(),
+        })
+      : undefined;
     this.app = buildApp(runtime, {
       logger,
       version: VERSION,
       logRequests: config.logging.requests,
+      role: this.role,
+      ...(this.metrics === undefined ? {} : { metrics: this.metrics }),
     });
+  }
+
+  private get role(): 'edge' | 'exporter' {
+    return this.options.role ?? 'edge';
   }
 
   /** Loads config, restores state, starts listening; resolves once ready for traffic. */
@@ -97,6 +122,15 @@ export class EdgeService {
     const store: SnapshotStore = config.snapshot.enabled
       ? new SqliteSnapshotStore(config.data_dir)
       : new MemorySnapshotStore();
+    if (options.role === 'exporter' && !config.snapshot.enabled) {
+      throw new ConfigError(options.configPath ?? '(defaults)', [
+        {
+          path: 'snapshot.enabled',
+          message:
+            'the exporter reads the bucket state the edge snapshots to data_dir; enable snapshots',
+        },
+      ]);
+    }
     const report = restoreSnapshot(limiter, store.load(), Date.now());
     logger.info({ ...report, node_id: nodeId, data_dir: config.data_dir }, 'state restored');
 
@@ -105,7 +139,9 @@ export class EdgeService {
       logger.warn('no api_keys configured: serving loopback clients only, with every scope');
     }
     try {
-      await service.app.listen({ host: config.server.host, port: config.server.port });
+      await service.app.listen(
+        options.listen ?? { host: config.server.host, port: config.server.port },
+      );
     } catch (error) {
       store.close();
       throw error;
@@ -173,7 +209,7 @@ export class EdgeService {
       for (const t of this.timers) clearInterval(t);
       this.watcher?.close();
       await this.app.close();
-      this.snapshot();
+      if (this.role === 'edge') this.snapshot();
       this.store.close();
       this.logger.info('stopped');
     })();
@@ -220,6 +256,18 @@ export class EdgeService {
     slice();
   }
 
+  /**
+   * The exporter's view of the edge: merges what the edge last snapshotted. Merging is a join,
+   * so reading the same state again changes nothing; the exporter's own change feeds are dropped
+   * (it sends and writes nothing), which also keeps its idle agents evictable.
+   */
+  private refreshFromSnapshot(): void {
+    const now = Date.now();
+    restoreSnapshot(this.limiter, this.store.load(), now);
+    this.limiter.drainDirty(now, Number.POSITIVE_INFINITY, 'replication');
+    this.limiter.drainDirty(now, Number.POSITIVE_INFINITY, 'snapshot');
+  }
+
   private startBackgroundWork(): void {
     const every = (ms: number, work: () => void, what: string) => {
       const timer = setInterval(() => {
@@ -232,7 +280,16 @@ export class EdgeService {
       timer.unref();
       this.timers.push(timer);
     };
-    every(this.config.snapshot.interval_ms, () => this.snapshotInSlices(), 'snapshot');
+    if (this.role === 'edge') {
+      every(this.config.snapshot.interval_ms, () => this.snapshotInSlices(), 'snapshot');
+    } else {
+      every(this.config.snapshot.interval_ms, () => this.refreshFromSnapshot(), 'snapshot read');
+    }
+    const metrics = this.metrics;
+    if (metrics !== undefined) {
+      metrics.rank();
+      every(this.config.metrics.rank_interval_ms, () => metrics.rank(), 'metrics ranking');
+    }
     every(
       EVICT_EVERY_MS,
       () => this.evicted.push(...this.limiter.evictIdle(Date.now(), EVICT_SCAN)),
