@@ -545,6 +545,31 @@ describe('deploy/: Kubernetes manifests', () => {
     for (const m of hpa.spec.metrics) expect(served).toContain(m.external.metric.name);
   });
 
+  it('the HPA and the edge ScaledObject scale alike: same target per replica and bounds', () => {
+    const so = k8s('keda-scaledobject.yaml') as {
+      spec: {
+        minReplicaCount: number;
+        maxReplicaCount: number;
+        triggers: { metricType?: string; metadata: { threshold: string } }[];
+      };
+    };
+    const h = k8s('hpa.yaml') as {
+      spec: {
+        minReplicas: number;
+        maxReplicas: number;
+        metrics: { external: { target: { type: string; averageValue: string } } }[];
+      };
+    };
+    const target = h.spec.metrics[0]?.external.target;
+    expect(target?.type).toBe('AverageValue');
+    expect(so.spec.triggers[0]?.metricType ?? 'AverageValue').toBe('AverageValue');
+    expect(Number(so.spec.triggers[0]?.metadata.threshold)).toBe(Number(target?.averageValue));
+    expect([so.spec.minReplicaCount, so.spec.maxReplicaCount]).toEqual([
+      h.spec.minReplicas,
+      h.spec.maxReplicas,
+    ]);
+  });
+
   it('the HPA and ScaledObject files say they are mutually exclusive', () => {
     for (const file of ['hpa.yaml', 'prometheus-adapter.yaml', ...scaledObjectFiles]) {
       expect(read(`deploy/kubernetes/${file}`), file).toMatch(/mutually exclusive/);
