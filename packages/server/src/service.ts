@@ -12,6 +12,7 @@ import { buildApp } from './http/app.js';
 import type { EdgeRuntime } from './http/runtime.js';
 import { createLogger } from './logger.js';
 import { EdgeMetrics } from './metrics/edge-metrics.js';
+import { OtlpPush } from './metrics/otlp.js';
 import { restoreSnapshot } from './restore.js';
 import { MemorySnapshotStore } from './snapshot/memory-store.js';
 import type { SnapshotEntry, SnapshotStore } from './snapshot/snapshot-store.js';
@@ -60,6 +61,7 @@ export class EdgeService {
 
   readonly app: FastifyInstance;
   readonly metrics: EdgeMetrics | undefined;
+  private readonly otlp: OtlpPush | undefined;
 
   private constructor(
     private config: Config,
@@ -91,6 +93,19 @@ export class EdgeService {
           now: () => Date.now(),
         })
       : undefined;
+    const otel = config.diagnostics.otel;
+    this.otlp = otel.enabled
+      ? new OtlpPush({
+          limiter,
+          nodeId: limiter.nodeId,
+          version: VERSION,
+          endpoint: otel.endpoint,
+          intervalMs: otel.interval_ms,
+          headers: otel.headers,
+          now: () => Date.now(),
+        })
+      : undefined;
+    if (this.metrics !== undefined) this.metrics.otlp = this.otlp;
     this.app = buildApp(runtime, {
       logger,
       version: VERSION,
@@ -183,7 +198,9 @@ export class EdgeService {
       );
       return false;
     }
-    const restartOnly = (['server', 'data_dir', 'node_id', 'snapshot'] as const).filter(
+    const restartOnly = (
+      ['server', 'data_dir', 'node_id', 'snapshot', 'metrics', 'diagnostics'] as const
+    ).filter(
       (k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]),
     );
     if (restartOnly.length > 0) {
@@ -211,6 +228,9 @@ export class EdgeService {
       await this.app.close();
       if (this.role === 'edge') this.snapshot();
       this.store.close();
+      await this.otlp
+        ?.shutdown()
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'final OTLP push failed'));
       this.logger.info('stopped');
     })();
     return this.stopping;

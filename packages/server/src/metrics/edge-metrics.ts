@@ -1,4 +1,4 @@
-import type { BucketReport, Limiter, RankBy } from '@openclaw-edge/engine';
+import type { Limiter, RankBy } from '@openclaw-edge/engine';
 import {
   Counter,
   collectDefaultMetrics,
@@ -8,9 +8,18 @@ import {
   type PrometheusContentType,
   Registry,
 } from 'prom-client';
+import { FAMILIES, type Observation } from './families.js';
+import type { OtlpPush } from './otlp.js';
 
-/** Label value of the series that sums every agent outside the top N. */
-export const OTHER_AGENTS = '__other__';
+/** Request latency histogram buckets, in seconds: 100 µs to 1 s. */
+export const LATENCY_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
+];
+
+/** Reads the engine once for a collection. */
+export function observe(limiter: Limiter, nowMs: number): Observation {
+  return { report: limiter.bucketReport(nowMs), decisions: limiter.decisions };
+}
 
 /** Options of {@link EdgeMetrics}. */
 export interface EdgeMetricsOptions {
@@ -43,7 +52,7 @@ export interface Exposition {
  */
 export class EdgeMetrics {
   private readonly registry = new Registry<PrometheusContentType | OpenMetricsContentType>();
-  private report: BucketReport | undefined;
+  private observation: Observation | undefined;
   private rendering: Promise<unknown> = Promise.resolve();
   private readonly latency: Histogram<'method' | 'route' | 'code'> | undefined;
   private readonly collectSeconds: Gauge;
@@ -58,131 +67,40 @@ export class EdgeMetrics {
   constructor(private readonly options: EdgeMetricsOptions) {
     const registers = [this.registry];
     const traffic = options.rankBy === 'activity';
-    const bucketGauge = (
-      name: string,
-      help: string,
-      labelNames: readonly string[],
-      fill: (gauge: Gauge<string>, report: BucketReport) => void,
-    ) =>
-      new Gauge({
-        name,
-        help,
-        labelNames,
-        registers,
-        collect: function (this: Gauge<string>) {
-          // `render` computes the report once per scrape, before any collect runs.
-          const report = metrics.report;
-          this.reset();
-          if (report !== undefined) fill(this, report);
-        },
-      });
     const metrics = this;
-
-    bucketGauge(
-      'openclaw_agent_token_bucket',
-      'Tokens available in an agent bucket (top agents; __other__ sums the rest)',
-      ['agent_id', 'limit'],
-      (g, r) => {
-        for (const a of r.top) {
-          for (const s of a.limits)
-            g.set({ agent_id: a.agentId, limit: s.limit.name }, Math.max(0, s.remaining));
+    for (const spec of FAMILIES) {
+      if (spec.traffic && !traffic) continue;
+      const collect = function (this: Gauge<string> | Counter<string>) {
+        // `render` observes the engine once per scrape, before any collect runs.
+        const observation = metrics.observation;
+        this.reset();
+        if (observation === undefined) return;
+        for (const [labels, value] of spec.read(observation)) {
+          if (this instanceof Gauge) this.set(labels, value);
+          else this.inc(labels, value);
         }
-        for (const t of r.limits)
-          g.set({ agent_id: OTHER_AGENTS, limit: t.limit }, t.otherAvailable);
-      },
-    );
-    bucketGauge(
-      'openclaw_agent_bucket_capacity',
-      'Capacity of an agent bucket (top agents; __other__ sums the rest)',
-      ['agent_id', 'limit'],
-      (g, r) => {
-        for (const a of r.top) {
-          for (const s of a.limits)
-            g.set({ agent_id: a.agentId, limit: s.limit.name }, s.limit.capacityTokens);
-        }
-        for (const t of r.limits)
-          g.set({ agent_id: OTHER_AGENTS, limit: t.limit }, t.otherCapacity);
-      },
-    );
-    const perLimit = (
-      name: string,
-      help: string,
-      value: (t: BucketReport['limits'][number]) => number,
-    ) =>
-      bucketGauge(name, help, ['limit'], (g, r) => {
-        for (const t of r.limits) g.set({ limit: t.limit }, value(t));
-      });
-    perLimit(
-      'openclaw_token_bucket_capacity',
-      'Sum of bucket capacities over every tracked agent',
-      (t) => t.capacity,
-    );
-    perLimit(
-      'openclaw_token_bucket_available',
-      'Sum of available tokens over every tracked agent',
-      (t) => t.available,
-    );
-    perLimit(
-      'openclaw_token_bucket_fill_rate',
-      'Sum of refill rates over every tracked agent, in tokens per second',
-      (t) => t.fillPerSecond,
-    );
-    perLimit(
-      'openclaw_token_bucket_utilisation',
-      'One minus available over capacity, over every tracked agent (1 = exhausted)',
-      (t) => (t.capacity > 0 ? 1 - t.available / t.capacity : 0),
-    );
-    perLimit(
-      'openclaw_rating_api_token_bucket_fill',
-      'Available over capacity, over every tracked agent (1 = every bucket full)',
-      (t) => (t.capacity > 0 ? t.available / t.capacity : 1),
-    );
-    bucketGauge(
-      'openclaw_agents_tracked',
-      'Agents holding bucket state on this replica',
-      [],
-      (g, r) => g.set(r.agents),
-    );
-
-    if (traffic) {
-      new Counter({
-        name: 'openclaw_tokens_used_total',
-        help: 'Units of each resource charged by allowed decisions on this replica (top agents; __other__ for the rest)',
-        labelNames: ['agent_id', 'resource'],
+      };
+      const config = {
+        name: spec.name,
+        help: spec.help,
+        labelNames: spec.labels,
         registers,
-        collect: function (this: Counter<string>) {
-          const report = metrics.report;
-          this.reset();
-          if (report === undefined) return;
-          for (const a of report.top) {
-            for (const [resource, used] of a.used)
-              this.inc({ agent_id: a.agentId, resource }, used);
-          }
-          for (const [resource, used] of report.otherUsed) {
-            this.inc({ agent_id: OTHER_AGENTS, resource }, used);
-          }
-        },
-      });
-      new Counter({
-        name: 'openclaw_rating_api_requests_total',
-        help: 'Limit decisions made on this replica (each batch item counts)',
-        labelNames: ['decision'],
-        registers,
-        collect: function (this: Counter<string>) {
-          const { allowed, denied } = options.limiter.decisions;
-          this.reset();
-          this.inc({ decision: 'allowed' }, allowed);
-          this.inc({ decision: 'denied' }, denied);
-        },
-      });
-      this.latency = new Histogram({
-        name: 'openclaw_http_request_duration_seconds',
-        help: 'Server time per HTTP request, by route pattern',
-        labelNames: ['method', 'route', 'code'],
-        buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-        registers,
-      });
+        collect,
+      };
+      if (spec.type === 'gauge') new Gauge(config);
+      else new Counter(config);
     }
+    this.latency = traffic
+      ? new Histogram({
+          name: 'openclaw_http_request_duration_seconds',
+          help: 'Server time per HTTP request, by route pattern',
+          labelNames: ['method', 'route', 'code'],
+          // The edge answers in well under a millisecond: the default buckets (from 5 ms) would
+          // put every request in the first one.
+          buckets: LATENCY_BUCKETS,
+          registers,
+        })
+      : undefined;
     this.replication = {
       peers: new Gauge({
         name: 'openclaw_replication_peers',
@@ -234,9 +152,13 @@ export class EdgeMetrics {
     );
   }
 
+  /** Also records request latency into an OTLP push, when one is configured. */
+  otlp: OtlpPush | undefined;
+
   /** Records one HTTP request's server time. */
   observeRequest(method: string, route: string, code: number, seconds: number): void {
     this.latency?.observe({ method, route, code }, seconds);
+    this.otlp?.recordRequest({ method, route, code }, seconds);
   }
 
   /**
@@ -252,7 +174,7 @@ export class EdgeMetrics {
 
   private async renderNow(accept: string | undefined): Promise<Exposition> {
     const started = process.hrtime.bigint();
-    this.report = this.options.limiter.bucketReport(this.options.now());
+    this.observation = observe(this.options.limiter, this.options.now());
     this.collectSeconds.set(Number(process.hrtime.bigint() - started) / 1e9);
     const contentType = wantsOpenMetrics(accept)
       ? Registry.OPENMETRICS_CONTENT_TYPE
@@ -261,7 +183,7 @@ export class EdgeMetrics {
     try {
       return { contentType, body: await this.registry.metrics() };
     } finally {
-      this.report = undefined;
+      this.observation = undefined;
     }
   }
 }
