@@ -445,12 +445,19 @@ export class Limiter {
    * Chooses the `n` agents that get their own metric series: by decayed activity (decisions made
    * here: each ranking halves the old score and adds the decisions since) or, for a replica that
    * takes no traffic, by utilisation. Usage charged since the last ranking to agents outside the
-   * top set is added to the "other" usage first. Cold path: one pass over every agent.
+   * top set is added to the "other" usage first. Agents in `exclude` never rank (a metrics
+   * exporter excludes ids that would collide with its own label values). Cold path: one pass
+   * over every agent.
    */
-  rankAgents(n: number, nowMs: number, by: RankBy = 'activity'): string[] {
+  rankAgents(
+    n: number,
+    nowMs: number,
+    by: RankBy = 'activity',
+    exclude?: ReadonlySet<string>,
+  ): string[] {
     const cells = this.blocks.cells;
     const heap = new TopHeap(n);
-    for (const block of this.index.values()) {
+    for (const [agentId, block] of this.index) {
       this.foldUsage(block, this.policyOf(block).limits);
       let score: number;
       if (by === 'activity') {
@@ -462,7 +469,7 @@ export class Limiter {
       }
       cells[block + H_SCORE] = score;
       cells[block + H_FLAGS] = (cells[block + H_FLAGS] as number) & ~TOP;
-      if (score > 0) heap.offer(block, score);
+      if (score > 0 && exclude?.has(agentId) !== true) heap.offer(block, score);
     }
     return heap.sorted().map((block) => {
       cells[block + H_FLAGS] = (cells[block + H_FLAGS] as number) | TOP;

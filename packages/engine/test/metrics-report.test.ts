@@ -55,6 +55,14 @@ describe('the bucket report behind /metrics', () => {
     expect(l.rankAgents(3, 0)).toEqual(['cold', 'hot', 'warm']);
   });
 
+  it('never ranks an excluded agent, whatever its activity', () => {
+    const l = limiter([tenPerTenSeconds]);
+    for (let i = 0; i < 5; i++) l.check('__other__', 1, 0);
+    l.check('quiet', 1, 0);
+    expect(l.rankAgents(2, 0, 'activity', new Set(['__other__']))).toEqual(['quiet']);
+    expect(l.bucketReport(0).otherUsed.get('requests')).toBe(5);
+  });
+
   it('ranks a replica without traffic by utilisation', () => {
     const l = limiter([tenPerTenSeconds]);
     l.check('half', 5, 0);

@@ -8,13 +8,15 @@ import {
   type PrometheusContentType,
   Registry,
 } from 'prom-client';
-import { FAMILIES, type Observation } from './families.js';
+import { FAMILIES, type Observation, OTHER_AGENTS } from './families.js';
 import type { OtlpPush } from './otlp.js';
 
 /** Request latency histogram buckets, in seconds: 100 µs to 1 s. */
 export const LATENCY_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
 ];
+
+const RESERVED_AGENT_IDS: ReadonlySet<string> = new Set([OTHER_AGENTS]);
 
 /** Reads the engine once for a collection. */
 export function observe(limiter: Limiter, nowMs: number): Observation {
@@ -145,10 +147,12 @@ export class EdgeMetrics {
 
   /** Re-chooses the agents with their own series (run on an interval). */
   rank(): void {
+    // An agent actually named "__other__" is summed into the other series, never beside it.
     this.options.limiter.rankAgents(
       this.options.topAgents,
       this.options.now(),
       this.options.rankBy,
+      RESERVED_AGENT_IDS,
     );
   }
 
