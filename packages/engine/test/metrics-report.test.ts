@@ -60,7 +60,11 @@ describe('the bucket report behind /metrics', () => {
     for (let i = 0; i < 5; i++) l.check('__other__', 1, 0);
     l.check('quiet', 1, 0);
     expect(l.rankAgents(2, 0, 'activity', new Set(['__other__']))).toEqual(['quiet']);
-    expect(l.bucketReport(0).otherUsed.get('requests')).toBe(5);
+    // Both agents' charges before the ranking, and every later one of the excluded agent.
+    expect(l.bucketReport(0).otherUsed.get('requests')).toBe(6);
+    l.check('__other__', 1, 0);
+    l.check('quiet', 1, 0);
+    expect(l.bucketReport(0).otherUsed.get('requests')).toBe(7);
   });
 
   it('ranks a replica without traffic by utilisation', () => {
