@@ -6,6 +6,7 @@ import { registerLimitRoutes } from './limit-routes.js';
 import { registerOpenApi } from './openapi.js';
 import { registerPolicyRoutes } from './policy-routes.js';
 import { HttpProblem, sendProblem, toProblem } from './problem.js';
+import { registerRatingRoutes } from './rating-routes.js';
 import type { EdgeRuntime } from './runtime.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -93,5 +94,6 @@ export function buildApp(runtime: EdgeRuntime, options: AppOptions): FastifyInst
   registerHealthRoutes(app, runtime);
   registerLimitRoutes(app, runtime);
   registerPolicyRoutes(app, runtime);
+  if (runtime.rating !== undefined) registerRatingRoutes(app, runtime, runtime.rating);
   return app;
 }

@@ -1,0 +1,158 @@
+import type { AppendOutcome, LedgerRow, LedgerStore } from './ledger-store.js';
+
+/** The ledger could not be written or read; nothing of the failed batch was stored. */
+export class LedgerUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`the ledger is unavailable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = 'LedgerUnavailableError';
+  }
+}
+
+/** Counters for metrics. */
+export interface GroupCommitStats {
+  /** Transactions committed. */
+  readonly batches: number;
+  /** Events written (new rows). */
+  readonly eventsRecorded: number;
+  /** Events answered from a stored row (replays, duplicates within a batch). */
+  readonly eventsDuplicate: number;
+  /** Batches that failed (every waiter got LedgerUnavailableError). */
+  readonly batchesFailed: number;
+  /** Events waiting for the next batch. */
+  readonly queued: number;
+  /** Size of the last batch. */
+  readonly lastBatchEvents: number;
+}
+
+interface Pending {
+  readonly row: LedgerRow;
+  readonly resolve: (outcome: AppendOutcome) => void;
+  readonly reject: (error: Error) => void;
+}
+
+interface ReadJob {
+  readonly run: () => Promise<void>;
+}
+
+/**
+ * Group commit: rows from concurrent requests are queued and written together, one
+ * transaction per batch, at most `intervalMs` after the first row of a batch arrived (sooner
+ * when `maxBatch` rows are waiting). Each caller's promise resolves only after its batch
+ * committed, so an answer is never given for an event that is not durable.
+ *
+ * One job runs at a time (a batch, or a read such as loading an agent's spend): while it runs
+ * new rows gather into the next batch. Serialising reads with writes gives readers a clean
+ * cut: a read sees every batch resolved before it and none after, which is what lets callers
+ * apply in-memory charges exactly once (see RatingService).
+ */
+export class GroupCommitWriter {
+  private queue: Pending[] = [];
+  private readonly reads: ReadJob[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+  private counters = {
+    batches: 0,
+    eventsRecorded: 0,
+    eventsDuplicate: 0,
+    batchesFailed: 0,
+    lastBatchEvents: 0,
+  };
+
+  constructor(
+    private readonly store: LedgerStore,
+    private readonly intervalMs: number,
+    private readonly maxBatch: number,
+  ) {}
+
+  /** Queues a row; resolves with its outcome once the batch holding it committed. */
+  write(row: LedgerRow): Promise<AppendOutcome> {
+    if (this.closed) return Promise.reject(new LedgerUnavailableError(new Error('shutting down')));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ row, resolve, reject });
+      if (this.queue.length >= this.maxBatch) this.kick();
+      else if (this.timer === undefined && !this.running) {
+        this.timer = setTimeout(() => this.kick(), this.intervalMs);
+      }
+    });
+  }
+
+  /**
+   * Runs `read` between batches; `install` gets its result synchronously before any later
+   * batch's outcomes are delivered.
+   */
+  read<T>(read: () => Promise<T>, install: (value: T) => void): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.reads.push({
+        run: async () => {
+          try {
+            const value = await read();
+            install(value);
+            resolve(value);
+          } catch (error) {
+            reject(new LedgerUnavailableError(error));
+          }
+        },
+      });
+      this.kick();
+    });
+  }
+
+  stats(): GroupCommitStats {
+    return { ...this.counters, queued: this.queue.length };
+  }
+
+  /** Writes everything queued, refuses new rows, and resolves when idle. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.kick();
+    if (!this.running && this.queue.length === 0 && this.reads.length === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private kick(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.running) return;
+    this.running = true;
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    for (;;) {
+      const read = this.reads.shift();
+      if (read !== undefined) {
+        await read.run();
+        continue;
+      }
+      if (this.queue.length === 0) break;
+      const batch = this.queue.splice(0, this.maxBatch);
+      await this.commit(batch);
+    }
+    this.running = false;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private async commit(batch: Pending[]): Promise<void> {
+    let outcomes: AppendOutcome[];
+    try {
+      outcomes = await this.store.append(batch.map((p) => p.row));
+    } catch (error) {
+      this.counters.batchesFailed++;
+      const failure = new LedgerUnavailableError(error);
+      for (const p of batch) p.reject(failure);
+      return;
+    }
+    this.counters.batches++;
+    this.counters.lastBatchEvents = batch.length;
+    batch.forEach((p, i) => {
+      const outcome = outcomes[i] as AppendOutcome;
+      if (outcome.status === 'recorded') this.counters.eventsRecorded++;
+      else this.counters.eventsDuplicate++;
+      p.resolve(outcome);
+    });
+  }
+}
