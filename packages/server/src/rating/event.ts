@@ -81,7 +81,7 @@ function count(
 /** Validates one event object; `prefix` is how the item is named in the field paths. */
 export function parseUsageEvent(raw: unknown, prefix = ''): UsageEvent | ItemError {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    return fail(prefix || '(event)', 'must be an object');
+    return fail(prefix.replace(/\.$/, '') || '(event)', 'must be an object');
   }
   const o = raw as Record<string, unknown>;
   for (const key of Object.keys(o)) {

@@ -262,6 +262,6 @@ function closed(r: Reservation): HttpProblem {
     r.state === 'expired'
       ? 'the reservation expired and its hold was refunded; post the usage to /v1/usage'
       : `the reservation is ${r.state}`,
-    { reservation_id: r.id, status: r.state },
+    { reservation_id: r.id, state: r.state },
   );
 }
