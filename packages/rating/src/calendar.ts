@@ -52,6 +52,18 @@ interface LocalParts {
 }
 
 function localParts(timeZone: string, ms: number): LocalParts {
+  if (timeZone === 'UTC') {
+    // The common case without Intl (formatToParts costs microseconds).
+    const d = new Date(ms);
+    return {
+      year: d.getUTCFullYear(),
+      month: d.getUTCMonth() + 1,
+      day: d.getUTCDate(),
+      hour: d.getUTCHours(),
+      minute: d.getUTCMinutes(),
+      second: d.getUTCSeconds(),
+    };
+  }
   const parts: Record<string, number> = {};
   for (const p of formatter(timeZone).formatToParts(ms)) {
     if (p.type !== 'literal') parts[p.type] = Number(p.value);

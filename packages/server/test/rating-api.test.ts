@@ -92,8 +92,9 @@ describe('POST /v1/usage', () => {
     expect(batch.body).toMatchObject({ recorded: 1, duplicate: 2, rejected: 0 });
     const usage = await call(edge.url, 'GET', '/v1/agents/usage-2/usage');
     expect(usage.body).toMatchObject({ total_events: 2, total_cost_micros: 25_000 });
-    const results = batch.body.results as { budgets: { spent_micros: number }[] }[];
-    expect(results[2]?.budgets[0]?.spent_micros).toBe(25_000);
+    // A batch reports each agent's budgets once, after all its events.
+    const budgets = batch.body.budgets as Record<string, { spent_micros: number }[]>;
+    expect(budgets['usage-2']?.[0]?.spent_micros).toBe(25_000);
   });
 
   it('rejects bad items with reasons and records the rest', async () => {

@@ -42,7 +42,11 @@ export function registerRatingRoutes(
       const body = request.body as Record<string, unknown>;
       const batch = Array.isArray(body.events);
       const items = batch ? (body.events as unknown[]) : [body];
-      const results = await service.recordUsage(items, authorizer(request), runtime.now());
+      const { results, budgets } = await service.recordUsage(
+        items,
+        authorizer(request),
+        runtime.now(),
+      );
       if (!batch) {
         const r = results[0];
         if (r?.status === 'rejected') {
@@ -63,6 +67,7 @@ export function registerRatingRoutes(
         duplicate: count('duplicate'),
         rejected: count('rejected'),
         results,
+        budgets,
       };
     },
   );

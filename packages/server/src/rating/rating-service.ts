@@ -83,17 +83,29 @@ export class RatingService {
 
   constructor(readonly deps: RatingDeps) {}
 
-  /** Records usage events (each on its own: one bad item does not fail the rest). */
-  recordUsage(
+  /**
+   * Records usage events (each on its own: one bad item does not fail the rest). A single
+   * event's result carries its agent's budgets; a batch gives them once per agent instead.
+   */
+  async recordUsage(
     items: readonly unknown[],
     authorize: (agentId: string) => void,
     nowMs: number,
-  ): Promise<ItemResult[]> {
-    return Promise.all(
+  ): Promise<{ results: ItemResult[]; budgets?: Record<string, BudgetView[]> }> {
+    const single = items.length === 1;
+    const results = await Promise.all(
       items.map((raw, i) =>
-        this.recordOne(raw, items.length > 1 ? `events[${i}].` : '', authorize, nowMs),
+        this.recordOne(raw, single ? '' : `events[${i}].`, authorize, nowMs, single),
       ),
     );
+    if (single) return { results };
+    const budgets: Record<string, BudgetView[]> = {};
+    for (const r of results) {
+      if (r.status === 'rejected' || Object.hasOwn(budgets, r.agent_id)) continue;
+      const views = await this.budgetViews(r.agent_id, nowMs);
+      if (views !== undefined) budgets[r.agent_id] = views;
+    }
+    return { results, budgets };
   }
 
   private async recordOne(
@@ -101,6 +113,7 @@ export class RatingService {
     prefix: string,
     authorize: (agentId: string) => void,
     nowMs: number,
+    withBudgets: boolean,
   ): Promise<ItemResult> {
     const eventId =
       raw !== null &&
@@ -119,12 +132,15 @@ export class RatingService {
       const rating = await this.price(parsed.agentId, parsed.model, parsed.usage, parsed.timeMs);
       const outcome = await this.write(parsed, rating, nowMs);
       if (outcome.status === 'recorded') this.chargeCommitted(parsed, rating, nowMs);
-      const budgets = await this.budgetViews(parsed.agentId, nowMs);
+      const budgets = withBudgets ? await this.budgetViews(parsed.agentId, nowMs) : undefined;
       return {
         status: outcome.status,
         event_id: parsed.eventId,
         agent_id: parsed.agentId,
-        rating: JSON.parse(outcome.row.rating) as RatingView,
+        rating:
+          outcome.status === 'recorded'
+            ? ratingView(rating)
+            : (JSON.parse(outcome.row.rating) as RatingView),
         ...(budgets === undefined ? {} : { budgets }),
       };
     } catch (error) {
@@ -318,8 +334,10 @@ export class RatingService {
   }
 }
 
+/** Key of an agent's volume under a rule in a UTC month (cheap: no time-zone lookup per event). */
 function volumeKey(agentId: string, rule: string, timeMs: number): string {
-  return `${agentId}\u0000${rule}\u0000${windowAt('month', 'UTC', timeMs).startMs}`;
+  const d = new Date(timeMs);
+  return `${agentId}\u0000${rule}\u0000${d.getUTCFullYear() * 12 + d.getUTCMonth()}`;
 }
 
 /** Any error as a problem with a code (unexpected ones become INTERNAL, never leaked). */
