@@ -151,7 +151,8 @@ export class KyselyLedgerStore implements LedgerStore {
   }
 }
 
-function toColumns(r: LedgerRow): UsageEventsTable {
+/** A row as the table's columns. */
+export function toColumns(r: LedgerRow): UsageEventsTable {
   return {
     event_id: r.eventId,
     agent_id: r.agentId,
@@ -173,7 +174,8 @@ function toColumns(r: LedgerRow): UsageEventsTable {
   };
 }
 
-function fromColumns(c: UsageEventsTable): LedgerRow {
+/** A stored row back as a LedgerRow (integers may come back as strings from PostgreSQL). */
+export function fromColumns(c: UsageEventsTable): LedgerRow {
   return {
     eventId: c.event_id,
     agentId: c.agent_id,
