@@ -153,10 +153,12 @@ export class EdgeService {
       );
     }
     logger.info({ driver: ledger.driver }, 'ledger open');
+    // SQLite has one writer; PostgreSQL commits overlap, one batch per pooled connection.
     const writer = new GroupCommitWriter(
       ledger,
       config.ledger.group_commit_ms,
       config.ledger.max_batch_events,
+      ledger.driver === 'postgres' ? config.ledger.pool_size : 1,
     );
 
     const service = new EdgeService(

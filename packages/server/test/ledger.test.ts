@@ -155,3 +155,63 @@ describe.skipIf(!pgUp)('PostgreSQL', () => {
     cleanup: () => dropSchema(schema),
   }));
 });
+
+describe('group commit scheduling', () => {
+  /** A store whose appends finish only when the test says so. */
+  function gatedStore() {
+    const gates: (() => void)[] = [];
+    const log: string[] = [];
+    const store = {
+      driver: 'postgres',
+      append: (rows: readonly LedgerRow[]) => {
+        log.push(`append ${rows.length}`);
+        return new Promise((resolve) => {
+          gates.push(() => {
+            log.push(`commit ${rows.length}`);
+            resolve(rows.map((row) => ({ status: 'recorded', row })));
+          });
+        });
+      },
+    } as unknown as LedgerStore;
+    return { store, gates, log };
+  }
+  const tick = () => new Promise((r) => setTimeout(r, 5));
+
+  it('overlaps up to maxInFlight batches, and a read waits for them and holds back new ones', async () => {
+    const { store, gates, log } = gatedStore();
+    const writer = new GroupCommitWriter(store, 1, 2, 2);
+    const w1 = [writer.write(row('a')), writer.write(row('b'))]; // full batch: starts at once
+    const w2 = [writer.write(row('c')), writer.write(row('d'))];
+    const w3 = writer.write(row('e')); // a third batch must wait: two in flight
+    await tick();
+    expect(log).toEqual(['append 2', 'append 2']);
+    const read = writer.read(
+      async () => {
+        log.push('read');
+        return 1;
+      },
+      () => log.push('install'),
+    );
+    gates.shift()?.();
+    await Promise.all(w1);
+    await tick();
+    // The read waits for the batch still in flight; the queued row waits for the read.
+    expect(log).toEqual(['append 2', 'append 2', 'commit 2']);
+    gates.shift()?.();
+    await Promise.all(w2);
+    await read;
+    await tick();
+    expect(log).toEqual([
+      'append 2',
+      'append 2',
+      'commit 2',
+      'commit 2',
+      'read',
+      'install',
+      'append 1',
+    ]);
+    gates.shift()?.();
+    await w3;
+    await writer.close();
+  });
+});

@@ -22,6 +22,8 @@ export interface GroupCommitStats {
   readonly queued: number;
   /** Size of the last batch. */
   readonly lastBatchEvents: number;
+  /** Batches committing now. */
+  readonly inFlight: number;
 }
 
 interface Pending {
@@ -40,16 +42,19 @@ interface ReadJob {
  * when `maxBatch` rows are waiting). Each caller's promise resolves only after its batch
  * committed, so an answer is never given for an event that is not durable.
  *
- * One job runs at a time (a batch, or a read such as loading an agent's spend): while it runs
- * new rows gather into the next batch. Serialising reads with writes gives readers a clean
- * cut: a read sees every batch resolved before it and none after, which is what lets callers
- * apply in-memory charges exactly once (see RatingService).
+ * Up to `maxInFlight` batches commit at once (1 for SQLite, which has one writer; more for
+ * PostgreSQL, whose commits overlap); while they run, new rows gather into the next batch.
+ * Reads (loading an agent's spend) are exclusive: a read waits until no batch is in flight and
+ * no batch starts until it is done. So a read sees every batch whose outcome was delivered
+ * before it and none delivered after, which is what lets callers apply in-memory charges
+ * exactly once (see BudgetCache).
  */
 export class GroupCommitWriter {
   private queue: Pending[] = [];
   private readonly reads: ReadJob[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private running = false;
+  private inFlight = 0;
+  private reading = false;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
   private counters = {
@@ -64,6 +69,7 @@ export class GroupCommitWriter {
     private readonly store: LedgerStore,
     private readonly intervalMs: number,
     private readonly maxBatch: number,
+    private readonly maxInFlight = 1,
   ) {}
 
   /** Queues a row; resolves with its outcome once the batch holding it committed. */
@@ -71,16 +77,19 @@ export class GroupCommitWriter {
     if (this.closed) return Promise.reject(new LedgerUnavailableError(new Error('shutting down')));
     return new Promise((resolve, reject) => {
       this.queue.push({ row, resolve, reject });
-      if (this.queue.length >= this.maxBatch) this.kick();
-      else if (this.timer === undefined && !this.running) {
-        this.timer = setTimeout(() => this.kick(), this.intervalMs);
+      if (this.queue.length >= this.maxBatch) this.pump();
+      else if (this.timer === undefined) {
+        this.timer = setTimeout(() => {
+          this.timer = undefined;
+          this.pump();
+        }, this.intervalMs);
       }
     });
   }
 
   /**
-   * Runs `read` between batches; `install` gets its result synchronously before any later
-   * batch's outcomes are delivered.
+   * Runs `read` with no batch in flight; `install` gets its result synchronously before any
+   * later batch starts.
    */
   read<T>(read: () => Promise<T>, install: (value: T) => void): Promise<T> {
     return new Promise((resolve, reject) => {
@@ -95,45 +104,54 @@ export class GroupCommitWriter {
           }
         },
       });
-      this.kick();
+      this.pump();
     });
   }
 
   stats(): GroupCommitStats {
-    return { ...this.counters, queued: this.queue.length };
+    return { ...this.counters, queued: this.queue.length, inFlight: this.inFlight };
   }
 
   /** Writes everything queued, refuses new rows, and resolves when idle. */
   async close(): Promise<void> {
     this.closed = true;
-    this.kick();
-    if (!this.running && this.queue.length === 0 && this.reads.length === 0) return;
+    this.pump();
+    if (this.idle()) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private kick(): void {
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
-    if (this.running) return;
-    this.running = true;
-    void this.loop();
+  private idle(): boolean {
+    return (
+      this.inFlight === 0 && !this.reading && this.queue.length === 0 && this.reads.length === 0
+    );
   }
 
-  private async loop(): Promise<void> {
-    for (;;) {
-      const read = this.reads.shift();
-      if (read !== undefined) {
-        await read.run();
-        continue;
-      }
-      if (this.queue.length === 0) break;
-      const batch = this.queue.splice(0, this.maxBatch);
-      await this.commit(batch);
+  private pump(): void {
+    if (this.reading) return;
+    if (this.reads.length > 0) {
+      // Reads go first, alone: new batches wait until the read installed its result.
+      if (this.inFlight > 0) return;
+      const read = this.reads.shift() as ReadJob;
+      this.reading = true;
+      void read.run().then(() => {
+        this.reading = false;
+        this.pump();
+      });
+      return;
     }
-    this.running = false;
-    for (const w of this.idleWaiters.splice(0)) w();
+    while (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
+      if (this.timer !== undefined) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+      const batch = this.queue.splice(0, this.maxBatch);
+      this.inFlight++;
+      void this.commit(batch).then(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+    if (this.idle()) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   private async commit(batch: Pending[]): Promise<void> {

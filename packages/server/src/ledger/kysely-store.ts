@@ -38,6 +38,9 @@ export class KyselyLedgerStore implements LedgerStore {
         unique.push(row);
       }
     });
+    // One order for every batch: concurrent batches that share ids then wait on each other
+    // instead of deadlocking.
+    unique.sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
     const inserted = new Set<string>();
     const stored = new Map<string, LedgerRow>();
     await this.db.transaction().execute(async (trx) => {
