@@ -12,7 +12,7 @@
  *   data dir, the default ledger settings (group commit every 2 ms, SQLite synchronous=FULL,
  *   PostgreSQL pool of 4), a price book and one monthly budget per agent (1000 agents), request
  *   logging off. autocannon (in this process) sends every request with fresh event ids
- *   (setupRequest), pipelining 1, keep-alive, 64 connections, after a 1 s warm-up.
+ *   (setupRequest), pipelining 1, keep-alive, 64 connections, after a 3 s warm-up.
  * - events/s = 2xx responses × batch size / seconds. Afterwards the rows in the database are
  *   counted: every acknowledged event must be there (the run fails otherwise).
  * - Naive SQLite: one better-sqlite3 connection (WAL, synchronous=FULL, like the server), one
@@ -42,6 +42,8 @@ const NODE_ARGS = [
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const CONNECTIONS = 64;
 const AGENTS = 1000;
+/** Warm-up per case: the first seconds after start load 1000 agents' budgets and JIT the path. */
+const WARMUP_S = 3;
 
 interface AcResult {
   non2xx: number;
@@ -186,7 +188,7 @@ async function measureServer(
   try {
     for (const batch of [1, 100]) {
       progress(`${db}: warm-up, batch ${batch}`);
-      await load(server.url, batch, 1);
+      await load(server.url, batch, WARMUP_S);
       const before = await countRows();
       progress(`${db}: measuring ${seconds} s, batch ${batch}, ${CONNECTIONS} connections`);
       const r = await load(server.url, batch, seconds);
@@ -364,7 +366,7 @@ export async function main(args: readonly string[]): Promise<void> {
     machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, shared (load before ${loadBefore.join(' ')}, after ${loadAverage().join(' ')})`,
     commit: git.commit,
     packages_dirty: git.packagesDirty,
-    method: `POST /v1/usage, autocannon ${CONNECTIONS} connections, pipelining 1, ${seconds} s per case after 1 s warm-up; naive writers ${naiveSeconds} s`,
+    method: `POST /v1/usage, autocannon ${CONNECTIONS} connections, pipelining 1, ${seconds} s per case after ${WARMUP_S} s warm-up; naive writers ${naiveSeconds} s`,
     sqlite_events_per_s: sqlite100,
     postgres_events_per_s: pg100,
     naive_sqlite_events_per_s: naiveSqlitePerS,

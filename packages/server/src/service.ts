@@ -262,6 +262,7 @@ export class EdgeService {
       // Every accepted event is committed before the ledger closes.
       await this.writer.close();
       await this.ledger.close();
+      this.logger.info({ ledger: this.writer.stats() }, 'ledger closed');
       this.snapshot();
       this.store.close();
       this.logger.info('stopped');

@@ -24,6 +24,8 @@ export interface GroupCommitStats {
   readonly lastBatchEvents: number;
   /** Batches committing now. */
   readonly inFlight: number;
+  /** Longest batch write so far, milliseconds (a stall shows here). */
+  readonly maxCommitMs: number;
 }
 
 interface Pending {
@@ -63,6 +65,7 @@ export class GroupCommitWriter {
     eventsDuplicate: 0,
     batchesFailed: 0,
     lastBatchEvents: 0,
+    maxCommitMs: 0,
   };
 
   constructor(
@@ -148,7 +151,9 @@ export class GroupCommitWriter {
       this.inFlight++;
       void this.commit(batch).then(() => {
         this.inFlight--;
-        this.pump();
+        // Let the event loop answer and read sockets before the next batch: a synchronous
+        // driver (SQLite) would otherwise run batch after batch with no I/O in between.
+        setImmediate(() => this.pump());
       });
     }
     if (this.idle()) for (const w of this.idleWaiters.splice(0)) w();
@@ -156,8 +161,10 @@ export class GroupCommitWriter {
 
   private async commit(batch: Pending[]): Promise<void> {
     let outcomes: AppendOutcome[];
+    const started = performance.now();
     try {
       outcomes = await this.store.append(batch.map((p) => p.row));
+      this.counters.maxCommitMs = Math.max(this.counters.maxCommitMs, performance.now() - started);
     } catch (error) {
       this.counters.batchesFailed++;
       const failure = new LedgerUnavailableError(error);
