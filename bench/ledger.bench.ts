@@ -15,6 +15,8 @@
  *   (setupRequest), pipelining 1, keep-alive, 64 connections, after a 3 s warm-up.
  * - events/s = 2xx responses × batch size / seconds. Afterwards the rows in the database are
  *   counted: every acknowledged event must be there (the run fails otherwise).
+ * - Per-event commit: the same server with group commit off (group_commit_ms 0,
+ *   max_batch_events 1): one transaction per event, 64 connections sending one event each.
  * - Naive SQLite: one better-sqlite3 connection (WAL, synchronous=FULL, like the server), one
  *   autocommitted INSERT per event into a table of the same shape, for the same seconds.
  *   Naive PostgreSQL: 16 pg connections in parallel, one autocommitted INSERT each at a time.
@@ -143,6 +145,8 @@ function eventJson(): string {
 
 interface Case {
   readonly db: 'sqlite' | 'postgres';
+  /** group: the server as configured; per-event: group commit off (one transaction per event). */
+  readonly commit: 'group' | 'per-event';
   readonly batch: number;
   readonly eventsPerS: number;
   readonly requestsPerS: number;
@@ -179,15 +183,21 @@ async function measureServer(
   dataDir: string,
   countRows: () => Promise<number>,
   seconds: number,
+  commit: 'group' | 'per-event' = 'group',
+  batches: readonly number[] = [1, 100],
 ): Promise<Case[]> {
   const dir = mkdtempSync(join(tmpdir(), 'ledger-bench-cfg-'));
   const path = join(dir, 'edge.yaml');
-  writeFileSync(path, config(dataDir, ledgerYaml));
+  const ledger =
+    commit === 'group'
+      ? ledgerYaml
+      : ledgerYaml.replace(/ }$/, ', group_commit_ms: 0, max_batch_events: 1 }');
+  writeFileSync(path, config(dataDir, ledger));
   const server = await startServer(path);
   const cases: Case[] = [];
   try {
-    for (const batch of [1, 100]) {
-      progress(`${db}: warm-up, batch ${batch}`);
+    for (const batch of batches) {
+      progress(`${db} ${commit} commit: warm-up, batch ${batch}`);
       await load(server.url, batch, WARMUP_S);
       const before = await countRows();
       progress(`${db}: measuring ${seconds} s, batch ${batch}, ${CONNECTIONS} connections`);
@@ -203,6 +213,7 @@ async function measureServer(
       }
       const c: Case = {
         db,
+        commit,
         batch,
         eventsPerS: round((ok * batch) / r.duration, 0),
         requestsPerS: round(ok / r.duration, 0),
@@ -317,6 +328,17 @@ export async function main(args: readonly string[]): Promise<void> {
     cases.push(
       ...(await measureServer('sqlite', '{ driver: sqlite }', sqliteDir, countSqlite, seconds)),
     );
+    cases.push(
+      ...(await measureServer(
+        'sqlite',
+        '{ driver: sqlite }',
+        sqliteDir,
+        countSqlite,
+        seconds,
+        'per-event',
+        [1],
+      )),
+    );
     progress(`naive SQLite writer: ${naiveSeconds} s, one INSERT per event`);
     naiveSqlitePerS = naiveSqlite(sqliteDir, naiveSeconds);
     progress(`naive SQLite: ${naiveSqlitePerS} events/s`);
@@ -343,6 +365,17 @@ export async function main(args: readonly string[]): Promise<void> {
             seconds,
           )),
         );
+        cases.push(
+          ...(await measureServer(
+            'postgres',
+            `{ driver: postgres, url: "${DATABASE_URL}", schema: ${schema} }`,
+            pgDir,
+            countPg,
+            seconds,
+            'per-event',
+            [1],
+          )),
+        );
       } finally {
         rmSync(pgDir, { recursive: true, force: true });
       }
@@ -357,8 +390,12 @@ export async function main(args: readonly string[]): Promise<void> {
     progress(`PostgreSQL at ${DATABASE_URL} is unreachable: its cases are skipped`);
   }
 
-  const get = (db: string, batch: number) =>
-    cases.find((c) => c.db === db && c.batch === batch)?.eventsPerS ?? null;
+  const get = (db: string, batch: number, commit = 'group') =>
+    cases.find((c) => c.db === db && c.batch === batch && c.commit === commit)?.eventsPerS ?? null;
+  const ratio = (a: number | null, b: number | null) =>
+    a === null || b === null || b === 0 ? null : round(a / b, 1);
+  const perEventSqlite = get('sqlite', 1, 'per-event');
+  const perEventPg = get('postgres', 1, 'per-event');
   const sqlite100 = get('sqlite', 100);
   const pg100 = get('postgres', 100);
   const result = {
@@ -371,16 +408,19 @@ export async function main(args: readonly string[]): Promise<void> {
     postgres_events_per_s: pg100,
     naive_sqlite_events_per_s: naiveSqlitePerS,
     naive_postgres_events_per_s: naivePostgresPerS,
-    sqlite_vs_naive: sqlite100 === null ? null : round(sqlite100 / naiveSqlitePerS, 1),
-    postgres_vs_naive:
-      pg100 === null || naivePostgresPerS === null ? null : round(pg100 / naivePostgresPerS, 1),
+    per_event_commit_sqlite_events_per_s: perEventSqlite,
+    per_event_commit_postgres_events_per_s: perEventPg,
+    sqlite_vs_naive: ratio(sqlite100, naiveSqlitePerS),
+    postgres_vs_naive: ratio(pg100, naivePostgresPerS),
+    sqlite_vs_per_event_commit: ratio(sqlite100, perEventSqlite),
+    postgres_vs_per_event_commit: ratio(pg100, perEventPg),
     cases,
   };
   console.log(
     `\n${table([
       ['case', 'events/s', 'req/s', 'p50 ms', 'p99 ms', 'errors'],
       ...cases.map((c) => [
-        `${c.db} batch ${c.batch}`,
+        `${c.db} ${c.commit} commit, batch ${c.batch}`,
         String(c.eventsPerS),
         String(c.requestsPerS),
         String(c.p50Ms),
@@ -399,7 +439,7 @@ export async function main(args: readonly string[]): Promise<void> {
     ])}\n`,
   );
   console.log(
-    `ratios: sqlite ${result.sqlite_vs_naive}× naive, postgres ${result.postgres_vs_naive}× naive`,
+    `ratios: sqlite ${result.sqlite_vs_naive}× naive, ${result.sqlite_vs_per_event_commit}× per-event commit; postgres ${result.postgres_vs_naive}× naive, ${result.postgres_vs_per_event_commit}× per-event commit`,
   );
   if (!quick) {
     const out = join(REPO, 'bench', 'results', 'ledger.json');
