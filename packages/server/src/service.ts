@@ -39,6 +39,8 @@ export interface ServiceOptions {
 const EVICT_EVERY_MS = 10_000;
 /** How often open reservations are checked for expiry. */
 const RESERVATION_SWEEP_MS = 1000;
+/** Agents' budgets unused this long leave memory (read from the ledger again when needed). */
+const BUDGET_IDLE_MS = 15 * 60_000;
 const EVICT_SCAN = 50_000;
 /**
  * Agents written per snapshot transaction before the event loop gets a turn: about 10 ms of
@@ -329,6 +331,14 @@ export class EdgeService {
       'eviction',
     );
     every(RESERVATION_SWEEP_MS, () => this.reservations.sweep(Date.now()), 'reservation expiry');
+    every(
+      EVICT_EVERY_MS,
+      () =>
+        this.budgetCache.evictIdle(Date.now(), BUDGET_IDLE_MS, (agentId) =>
+          this.reservations.holdsFor(agentId),
+        ),
+      'budget eviction',
+    );
     const path = this.options.configPath;
     if (path !== undefined && this.options.watchConfig !== false) {
       let debounce: NodeJS.Timeout | undefined;

@@ -56,6 +56,10 @@ export function compileBudgets(config: Config): { resolve: BudgetResolver; timeZ
 export class BudgetCache {
   private readonly loaded = new Map<string, AgentBudgets>();
   private readonly loading = new Map<string, Promise<AgentBudgets>>();
+  /** When each loaded agent was last used (for eviction). */
+  private readonly lastUsed = new Map<string, number>();
+  /** Bumped by a reload: a load started under the old config must not install its result. */
+  private generation = 0;
 
   constructor(
     private resolve: BudgetResolver,
@@ -68,7 +72,27 @@ export class BudgetCache {
   reconfigure(resolve: BudgetResolver, timeZone: string): void {
     this.resolve = resolve;
     this.timeZone = timeZone;
+    this.generation++;
     this.loaded.clear();
+    this.loading.clear();
+    this.lastUsed.clear();
+  }
+
+  /**
+   * Forgets agents unused for `idleMs` and not `pinned` (an open reservation holds money in
+   * their in-memory budgets, which the ledger does not know). A forgotten agent is read from
+   * the ledger again at its next request. Returns how many were forgotten.
+   */
+  evictIdle(nowMs: number, idleMs: number, pinned: (agentId: string) => boolean): number {
+    let evicted = 0;
+    for (const [agentId, at] of this.lastUsed) {
+      if (nowMs - at >= idleMs && !pinned(agentId)) {
+        this.loaded.delete(agentId);
+        this.lastUsed.delete(agentId);
+        evicted++;
+      }
+    }
+    return evicted;
   }
 
   /** True when the agent has no budgets (nothing to load or check). */
@@ -84,11 +108,15 @@ export class BudgetCache {
   /** The agent's budgets, loading their spend from the ledger first if needed. */
   get(agentId: string, nowMs: number): Promise<AgentBudgets> {
     const have = this.loaded.get(agentId);
-    if (have !== undefined) return Promise.resolve(have);
+    if (have !== undefined) {
+      this.lastUsed.set(agentId, nowMs);
+      return Promise.resolve(have);
+    }
     let pending = this.loading.get(agentId);
     if (pending === undefined) {
       const specs = this.resolve(agentId);
       const timeZone = this.timeZone;
+      const generation = this.generation;
       pending = this.writer
         .read(
           async () => {
@@ -109,7 +137,9 @@ export class BudgetCache {
             );
           },
           (budgets) => {
+            if (generation !== this.generation) return;
             this.loaded.set(agentId, budgets);
+            this.lastUsed.set(agentId, nowMs);
             this.loading.delete(agentId);
           },
         )

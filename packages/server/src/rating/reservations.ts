@@ -46,6 +46,8 @@ interface Reservation {
  */
 export class Reservations {
   private readonly open = new Map<string, Reservation>();
+  /** Open reservations per agent. */
+  private readonly holders = new Map<string, number>();
   private counters = { created: 0, settled: 0, cancelled: 0, expired: 0 };
 
   constructor(
@@ -101,6 +103,7 @@ export class Reservations {
       state: 'open',
     };
     this.open.set(r.id, r);
+    this.hold(r.agentId, 1);
     this.counters.created++;
     return {
       created: true,
@@ -152,6 +155,7 @@ export class Reservations {
       }
       r.state = 'settled';
       r.closedMs = nowMs;
+      this.hold(r.agentId, -1);
       this.counters.settled++;
       r.result = {
         reservation_id: r.id,
@@ -177,6 +181,7 @@ export class Reservations {
       release(this.service, r.admitted, nowMs);
       r.state = 'cancelled';
       r.closedMs = nowMs;
+      this.hold(r.agentId, -1);
       this.counters.cancelled++;
     } else if (r.state !== 'cancelled') {
       throw closed(r);
@@ -192,6 +197,7 @@ export class Reservations {
         release(this.service, r.admitted, nowMs);
         r.state = 'expired';
         r.closedMs = nowMs;
+        this.hold(r.agentId, -1);
         expired++;
       } else if (r.closedMs !== undefined && nowMs - r.closedMs > REMEMBER_CLOSED_MS) {
         this.open.delete(id);
@@ -199,6 +205,17 @@ export class Reservations {
     }
     this.counters.expired += expired;
     return expired;
+  }
+
+  /** True when the agent has an open reservation (its budgets hold money the ledger lacks). */
+  holdsFor(agentId: string): boolean {
+    return (this.holders.get(agentId) ?? 0) > 0;
+  }
+
+  private hold(agentId: string, delta: 1 | -1): void {
+    const n = (this.holders.get(agentId) ?? 0) + delta;
+    if (n > 0) this.holders.set(agentId, n);
+    else this.holders.delete(agentId);
   }
 
   stats() {
