@@ -13,7 +13,9 @@ export const H_SEQ = 2; // bucket creation number: the agent's slot id in this r
 export const H_FLAGS = 3; // FEED_BIT | FOLLOWS_CONFIG
 export const H_GENERATION = 4; // config generation the agent's policy was resolved at
 export const H_POLICY = 5; // index in the policy table
-const HEADER = 6;
+export const H_RECENT = 6; // decisions since the last activity ranking (local, for metrics)
+export const H_SCORE = 7; // decayed activity score as of the last ranking
+const HEADER = 8;
 
 /** Bucket row fields, as offsets from the start of a row. */
 export const EPOCH = 0;
@@ -27,7 +29,11 @@ export const REMOTE_USED = 4;
 export const REVISION = 5;
 /** Fingerprint of the limit parameters the row counts under (core `BucketState.params`). */
 export const PARAMS = 6;
-export const STRIDE = 7;
+/** Units charged by this replica's allowed decisions: a local, monotonic usage counter for metrics. */
+export const USED = 7;
+/** `USED` as of the last activity ranking. */
+export const USED_AT_RANK = 8;
+export const STRIDE = 9;
 
 /** Offset of limit `i`'s row in the block at `block`. */
 export function rowAt(block: number, i: number): number {

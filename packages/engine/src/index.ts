@@ -1,2 +1,12 @@
 export { type ChangeFeed, Limiter, type LimiterOptions, type PolicySource } from './limiter.js';
-export type { AgentStatus, Decision, LimitStatus, MergeReport, RefundResult } from './types.js';
+export type {
+  AgentStatus,
+  BucketReport,
+  Decision,
+  LimitStatus,
+  LimitTotals,
+  MergeReport,
+  RankBy,
+  RefundResult,
+  TopAgent,
+} from './types.js';

@@ -24,7 +24,9 @@ import {
   H_GENERATION,
   H_LAST_MS,
   H_POLICY,
+  H_RECENT,
   H_ROW,
+  H_SCORE,
   H_SEQ,
   OVERFLOW,
   OWN_CONSUMED,
@@ -34,9 +36,22 @@ import {
   REVISION,
   rowAt,
   STRIDE,
+  USED,
+  USED_AT_RANK,
 } from './block-table.js';
 import { PolicyTable } from './policy-table.js';
-import type { AgentStatus, Decision, LimitStatus, MergeReport, RefundResult } from './types.js';
+import { TopHeap } from './top-heap.js';
+import type {
+  AgentStatus,
+  BucketReport,
+  Decision,
+  LimitStatus,
+  LimitTotals,
+  MergeReport,
+  RankBy,
+  RefundResult,
+  TopAgent,
+} from './types.js';
 
 /** Options of a {@link Limiter}. */
 export interface LimiterOptions {
@@ -76,6 +91,10 @@ const FEED_BIT: Readonly<Record<ChangeFeed, number>> = { replication: 1, snapsho
 const CHANGED = FEED_BIT.replication | FEED_BIT.snapshot;
 /** The agent has no runtime override: its policy comes from the default and the policy source. */
 const FOLLOWS_CONFIG = 2;
+/** The agent is among the top agents of the last ranking: its usage has its own metric series. */
+const TOP = 8;
+/** Weight of the previous activity score at each ranking (halves per ranking). */
+const ACTIVITY_DECAY = 0.5;
 const DEFAULT_IDLE_EVICT_MS = 15 * 60_000;
 
 type RemoteSlots = Map<string, { consumed: number; refunded: number }>;
@@ -118,6 +137,10 @@ export class Limiter {
   private evictCursor: Iterator<[string, number]> | undefined;
   /** Per-limit scratch for a check: uncapped tokens computed in the first pass. */
   private readonly scratch = new Float64Array(64);
+  /** Units charged to agents while outside the top set (plus evicted agents'), by resource. */
+  private readonly otherUsed = new Map<string, number>();
+  private allowedCount = 0;
+  private deniedCount = 0;
 
   constructor(options: LimiterOptions) {
     if (typeof options.nodeId !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(options.nodeId)) {
@@ -134,6 +157,11 @@ export class Limiter {
     const agents = Math.max(16, options.initialAgents ?? 1024);
     this.blocks = new BlockTable(agents, options.defaultPolicy.limits.length);
     this.rowBlock = new Float64Array(agents);
+  }
+
+  /** Decisions made by `check` since the limiter was created (local, for metrics). */
+  get decisions(): { readonly allowed: number; readonly denied: number } {
+    return { allowed: this.allowedCount, denied: this.deniedCount };
   }
 
   /** Agents currently holding state. */
@@ -177,6 +205,7 @@ export class Limiter {
     const limits = policy.limits;
     if (limitNames !== undefined) checkNames(policy, limitNames);
     const scratch = this.scratch;
+    cells[block + H_RECENT] = (cells[block + H_RECENT] as number) + 1;
 
     // Pass 1: what each limit has; find the denying limit that waits longest.
     let denied = -1;
@@ -205,6 +234,7 @@ export class Limiter {
       }
     }
     if (denied >= 0) {
+      this.deniedCount++;
       const limit = limits[denied] as Limit;
       const available = Math.min(scratch[denied] as number, limit.capacityTokens);
       return {
@@ -226,9 +256,12 @@ export class Limiter {
       if (raw > limit.capacityTokens) {
         cells[at + OVERFLOW] = (cells[at + OVERFLOW] as number) + (raw - limit.capacityTokens);
       }
-      cells[at + OWN_CONSUMED] = (cells[at + OWN_CONSUMED] as number) + costFor(limit, cost);
+      const c = costFor(limit, cost);
+      cells[at + OWN_CONSUMED] = (cells[at + OWN_CONSUMED] as number) + c;
+      cells[at + USED] = (cells[at + USED] as number) + c;
     }
     this.touch(block, nowMs);
+    this.allowedCount++;
     const limit = limits[tightest] as Limit;
     const remaining =
       Math.min(scratch[tightest] as number, limit.capacityTokens) - costFor(limit, cost);
@@ -409,6 +442,108 @@ export class Limiter {
   }
 
   /**
+   * Chooses the `n` agents that get their own metric series: by decayed activity (decisions made
+   * here: each ranking halves the old score and adds the decisions since) or, for a replica that
+   * takes no traffic, by utilisation. Usage charged since the last ranking to agents outside the
+   * top set is added to the "other" usage first. Agents in `exclude` never rank (a metrics
+   * exporter excludes ids that would collide with its own label values). Cold path: one pass
+   * over every agent.
+   */
+  rankAgents(
+    n: number,
+    nowMs: number,
+    by: RankBy = 'activity',
+    exclude?: ReadonlySet<string>,
+  ): string[] {
+    const cells = this.blocks.cells;
+    const heap = new TopHeap(n);
+    for (const [agentId, block] of this.index) {
+      this.foldUsage(block, this.policyOf(block).limits);
+      let score: number;
+      if (by === 'activity') {
+        score =
+          (cells[block + H_SCORE] as number) * ACTIVITY_DECAY + (cells[block + H_RECENT] as number);
+        cells[block + H_RECENT] = 0;
+      } else {
+        score = this.utilisation(block, nowMs);
+      }
+      cells[block + H_SCORE] = score;
+      cells[block + H_FLAGS] = (cells[block + H_FLAGS] as number) & ~TOP;
+      if (score > 0 && exclude?.has(agentId) !== true) heap.offer(block, score);
+    }
+    return heap.sorted().map((block) => {
+      cells[block + H_FLAGS] = (cells[block + H_FLAGS] as number) | TOP;
+      return this.rowIds[cells[block + H_ROW] as number] as string;
+    });
+  }
+
+  /**
+   * Totals per limit over every tracked agent, the top agents' buckets and usage, and the usage
+   * of everyone else: what the metrics endpoint exports. Cold path: one pass over every agent.
+   */
+  bucketReport(nowMs: number): BucketReport {
+    const cells = this.blocks.cells;
+    const totals = new Map<string, LimitTotals>();
+    const top: { agent: TopAgent; score: number }[] = [];
+    const otherUsed = new Map(this.otherUsed);
+    for (const [agentId, block] of this.index) {
+      const limits = this.policyOf(block).limits;
+      const isTop = ((cells[block + H_FLAGS] as number) & TOP) !== 0;
+      for (let i = 0; i < limits.length; i++) {
+        const limit = limits[i] as Limit;
+        const available = Math.max(0, this.available(rowAt(block, i), limit, nowMs));
+        let t = totals.get(limit.name);
+        if (t === undefined) {
+          t = {
+            limit: limit.name,
+            resource: limit.resource,
+            agents: 0,
+            capacity: 0,
+            available: 0,
+            fillPerSecond: 0,
+            otherCapacity: 0,
+            otherAvailable: 0,
+          };
+          totals.set(limit.name, t);
+        }
+        t.agents++;
+        t.capacity += limit.capacityTokens;
+        t.available += available;
+        t.fillPerSecond += limit.refillPerMs * 1000;
+        if (!isTop) {
+          t.otherCapacity += limit.capacityTokens;
+          t.otherAvailable += available;
+        }
+      }
+      if (isTop) {
+        const used = new Map<string, number>();
+        const statuses = limits.map((limit, i) => {
+          const at = rowAt(block, i);
+          used.set(
+            limit.resource,
+            Math.max(used.get(limit.resource) ?? 0, cells[at + USED] as number),
+          );
+          const remaining = this.available(at, limit, nowMs);
+          return { limit, remaining, resetMs: msUntilFull(limit, remaining) };
+        });
+        top.push({
+          agent: { agentId, limits: statuses, used },
+          score: cells[block + H_SCORE] as number,
+        });
+      } else {
+        this.pendingUsage(block, limits, otherUsed);
+      }
+    }
+    top.sort((a, b) => b.score - a.score);
+    return {
+      agents: this.index.size,
+      limits: [...totals.values()],
+      top: top.map((t) => t.agent),
+      otherUsed,
+    };
+  }
+
+  /**
    * Sets an agent's own policy, over whatever config says. Limits whose parameters changed are
    * rebased so the agent keeps missing the tokens it was missing; limits that are new start full.
    */
@@ -540,12 +675,72 @@ export class Limiter {
     const row = cells[block + H_ROW] as number;
     const policyId = cells[block + H_POLICY] as number;
     const limits = this.policies.get(policyId).limits.length;
+    this.foldUsage(block, this.policies.get(policyId).limits);
     for (let i = 0; i < limits; i++) this.remote.delete(rowAt(block, i));
     this.policies.release(policyId);
     this.blocks.release(block, limits);
     this.index.delete(agentId);
     this.rowIds[row] = undefined;
     this.freeRows.push(row);
+  }
+
+  /**
+   * Starts a new usage period for the agent's rows (those passing `which`): what was charged since
+   * the last ranking goes to "other" usage, unless the agent is a top agent with its own series.
+   */
+  private foldUsage(
+    block: number,
+    limits: readonly Limit[],
+    which?: (limit: Limit) => boolean,
+  ): void {
+    const cells = this.blocks.cells;
+    if (((cells[block + H_FLAGS] as number) & TOP) === 0) {
+      this.pendingUsage(block, limits, this.otherUsed, which);
+    }
+    for (let i = 0; i < limits.length; i++) {
+      if (which !== undefined && !which(limits[i] as Limit)) continue;
+      const at = rowAt(block, i);
+      cells[at + USED_AT_RANK] = cells[at + USED] as number;
+    }
+  }
+
+  /**
+   * Adds the agent's usage since the last ranking to `into`, by resource. Limits sharing a
+   * resource are charged the same cost, so a resource counts once (its largest row).
+   */
+  private pendingUsage(
+    block: number,
+    limits: readonly Limit[],
+    into: Map<string, number>,
+    which?: (limit: Limit) => boolean,
+  ): void {
+    const cells = this.blocks.cells;
+    for (let i = 0; i < limits.length; i++) {
+      const limit = limits[i] as Limit;
+      if (which !== undefined && !which(limit)) continue;
+      const at = rowAt(block, i);
+      let pending = (cells[at + USED] as number) - (cells[at + USED_AT_RANK] as number);
+      // Only what exceeds the earlier rows of the same resource is new.
+      for (let j = 0; j < i; j++) {
+        if ((limits[j] as Limit).resource !== limit.resource) continue;
+        if (which !== undefined && !which(limits[j] as Limit)) continue;
+        const aj = rowAt(block, j);
+        pending -= (cells[aj + USED] as number) - (cells[aj + USED_AT_RANK] as number);
+      }
+      if (pending > 0) into.set(limit.resource, (into.get(limit.resource) ?? 0) + pending);
+    }
+  }
+
+  /** Largest `1 − available/capacity` over the agent's limits. */
+  private utilisation(block: number, nowMs: number): number {
+    const limits = this.policyOf(block).limits;
+    let most = 0;
+    for (let i = 0; i < limits.length; i++) {
+      const limit = limits[i] as Limit;
+      const u = 1 - this.available(rowAt(block, i), limit, nowMs) / limit.capacityTokens;
+      if (u > most) most = u;
+    }
+    return most;
   }
 
   private isEvictable(block: number, nowMs: number): boolean {
@@ -571,11 +766,15 @@ export class Limiter {
     const old = this.policies.get(oldPolicyId);
     // Read everything needed from the old block before allocating: allocation may move `cells`.
     const header = cells.slice(block, rowAt(block, 0));
+    // Usage counters of limits that go away are counted as "other" usage before they vanish.
+    this.foldUsage(block, old.limits, (o) => !policy.limits.some((l) => l.name === o.name));
     const carried = policy.limits.map((limit) => {
       const j = old.limits.findIndex((o) => o.name === limit.name);
       if (j < 0) return { kind: 'fresh' as const };
       const oldLimit = old.limits[j] as Limit;
       const at = rowAt(block, j);
+      const used = cells[at + USED] as number;
+      const usedAtRank = cells[at + USED_AT_RANK] as number;
       // Already counting under these parameters (unchanged, or a peer rebased it first): keep.
       if (cells[at + PARAMS] === limit.fingerprint) {
         return {
@@ -586,7 +785,13 @@ export class Limiter {
       }
       // The tokens the agent was missing stay missing, one revision up (core `rebase`).
       const debt = Math.max(0, oldLimit.capacityTokens - this.available(at, oldLimit, nowMs));
-      return { kind: 'rebase' as const, debt, revision: (cells[at + REVISION] as number) + 1 };
+      return {
+        kind: 'rebase' as const,
+        debt,
+        revision: (cells[at + REVISION] as number) + 1,
+        used,
+        usedAtRank,
+      };
     });
     for (let j = 0; j < old.limits.length; j++) this.remote.delete(rowAt(block, j));
     this.blocks.release(block, old.limits.length);
@@ -607,6 +812,8 @@ export class Limiter {
         if (c.kind === 'rebase') {
           next[at + REVISION] = c.revision;
           next[at + OVERFLOW] = c.debt;
+          next[at + USED] = c.used;
+          next[at + USED_AT_RANK] = c.usedAtRank;
         }
       }
     });

@@ -49,3 +49,44 @@ export interface MergeReport {
   /** Entries for a limit the agent's local policy does not have. */
   readonly unknownLimit: number;
 }
+
+/** How `Limiter.rankAgents` orders agents for their own metric series. */
+export type RankBy = 'activity' | 'utilisation';
+
+/** One limit (by name) summed over every tracked agent, for the metrics aggregates. */
+export interface LimitTotals {
+  readonly limit: string;
+  readonly resource: string;
+  /** Agents tracked with this limit. */
+  agents: number;
+  capacity: number;
+  /** Tokens available (an overspent bucket counts as 0). */
+  available: number;
+  /** Refill in tokens per second. */
+  fillPerSecond: number;
+  /** Capacity and available summed over the agents outside the top set only. */
+  otherCapacity: number;
+  otherAvailable: number;
+}
+
+/** A top agent's buckets and local usage counters. */
+export interface TopAgent {
+  readonly agentId: string;
+  readonly limits: readonly LimitStatus[];
+  /** Units charged by this replica's allowed decisions, by resource (monotonic while tracked). */
+  readonly used: ReadonlyMap<string, number>;
+}
+
+/** Everything the metrics need from the engine, computed in one pass over the agents. */
+export interface BucketReport {
+  readonly agents: number;
+  /** By limit name, in the order first seen. */
+  readonly limits: readonly LimitTotals[];
+  /** The agents of the last ranking, highest first. */
+  readonly top: readonly TopAgent[];
+  /**
+   * Units charged to agents while they were outside the top set, by resource: monotonic, so it
+   * can be exported as a counter for "every other agent".
+   */
+  readonly otherUsed: ReadonlyMap<string, number>;
+}

@@ -3,12 +3,15 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { sha256 } from './auth/api-keys.js';
 import { ConfigError, defaultConfig, loadConfigFile } from './config/load.js';
-import { EdgeService, VERSION } from './service.js';
+import { EdgeService, type ServiceOptions, VERSION } from './service.js';
 
 const USAGE = `openclaw-edge ${VERSION}: per-agent rate limits, budgets and rating at the edge
 
 Usage:
   openclaw-edge serve [--config FILE]        run the service (default 127.0.0.1:8080)
+  openclaw-edge exporter [--config FILE] [--host H] [--port N]
+                                             serve /metrics from the state the edge writes to
+                                             data_dir, taking no traffic (default 127.0.0.1:9464)
   openclaw-edge config validate FILE         check a config file; exit 1 with every problem
   openclaw-edge config print [--config FILE] print the effective config (file + env + defaults)
   openclaw-edge key new                      make an API key and the sha256 to put in config
@@ -38,7 +41,18 @@ export async function main(argv: readonly string[]): Promise<number> {
   const configPath = values.config ?? (process.env.OPENCLAW_EDGE_CONFIG || undefined);
   const [command, sub, arg] = positionals;
   try {
-    if (command === 'serve' && sub === undefined) return await serve(configPath);
+    if (command === 'serve' && sub === undefined) return await serve(config(configPath));
+    if (command === 'exporter' && sub === undefined) {
+      const port = values.port === undefined ? DEFAULT_EXPORTER_PORT : Number(values.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) {
+        return usageError(`--port must be an integer from 0 to 65535, not "${values.port}"`);
+      }
+      return await serve({
+        ...config(configPath),
+        role: 'exporter',
+        listen: { host: values.host ?? '127.0.0.1', port },
+      });
+    }
     if (command === 'config' && sub === 'validate' && arg !== undefined) {
       loadConfigFile(arg);
       process.stdout.write(`ok: ${arg} is a valid config\n`);
@@ -87,13 +101,21 @@ function parse(argv: readonly string[]) {
     options: {
       config: { type: 'string', short: 'c' },
       help: { type: 'boolean', short: 'h' },
+      host: { type: 'string' },
+      port: { type: 'string' },
       version: { type: 'boolean' },
     },
   });
 }
 
-async function serve(configPath: string | undefined): Promise<number> {
-  const service = await EdgeService.start(configPath === undefined ? {} : { configPath });
+const DEFAULT_EXPORTER_PORT = 9464;
+
+function config(configPath: string | undefined): ServiceOptions {
+  return configPath === undefined ? {} : { configPath };
+}
+
+async function serve(options: ServiceOptions): Promise<number> {
+  const service = await EdgeService.start(options);
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {

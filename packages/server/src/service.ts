@@ -16,6 +16,8 @@ import type { LedgerStore } from './ledger/ledger-store.js';
 import { openPostgresLedger } from './ledger/postgres.js';
 import { openSqliteLedger } from './ledger/sqlite.js';
 import { createLogger } from './logger.js';
+import { EdgeMetrics } from './metrics/edge-metrics.js';
+import { OtlpPush } from './metrics/otlp.js';
 import { BudgetCache, type BudgetResolver, compileBudgets } from './rating/budget-book.js';
 import { RatingService } from './rating/rating-service.js';
 import { Reservations } from './rating/reservations.js';
@@ -34,6 +36,13 @@ export interface ServiceOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Watch the config file and reload on change (SIGHUP always reloads). Default true. */
   readonly watchConfig?: boolean;
+  /**
+   * `edge` (default) takes traffic. `exporter` is the metrics sidecar: it serves only health and
+   * /metrics, reading the bucket state the edge writes to the data dir, and writes nothing.
+   */
+  readonly role?: 'edge' | 'exporter';
+  /** Listen address instead of `server.host`/`server.port` (the exporter's own port). */
+  readonly listen?: { readonly host: string; readonly port: number };
 }
 
 const EVICT_EVERY_MS = 10_000;
@@ -68,6 +77,8 @@ export class EdgeService {
   readonly reservations: Reservations;
 
   readonly app: FastifyInstance;
+  readonly metrics: EdgeMetrics | undefined;
+  private readonly otlp: OtlpPush | undefined;
 
   private constructor(
     private config: Config,
@@ -116,11 +127,40 @@ export class EdgeService {
         timeZone: () => this.config.budgets.time_zone,
       },
     };
+    this.metrics = config.metrics.enabled
+      ? new EdgeMetrics({
+          limiter,
+          nodeId: limiter.nodeId,
+          version: VERSION,
+          topAgents: config.metrics.top_agents,
+          rankBy: this.role === 'exporter' ? 'utilisation' : 'activity',
+          now: () => Date.now(),
+        })
+      : undefined;
+    const otel = config.diagnostics.otel;
+    this.otlp = otel.enabled
+      ? new OtlpPush({
+          limiter,
+          nodeId: limiter.nodeId,
+          version: VERSION,
+          endpoint: otel.endpoint,
+          intervalMs: otel.interval_ms,
+          headers: otel.headers,
+          now: () => Date.now(),
+        })
+      : undefined;
+    if (this.metrics !== undefined) this.metrics.otlp = this.otlp;
     this.app = buildApp(runtime, {
       logger,
       version: VERSION,
       logRequests: config.logging.requests,
+      role: this.role,
+      ...(this.metrics === undefined ? {} : { metrics: this.metrics }),
     });
+  }
+
+  private get role(): 'edge' | 'exporter' {
+    return this.options.role ?? 'edge';
   }
 
   /** Loads config, restores state, starts listening; resolves once ready for traffic. */
@@ -141,6 +181,15 @@ export class EdgeService {
     const store: SnapshotStore = config.snapshot.enabled
       ? new SqliteSnapshotStore(config.data_dir)
       : new MemorySnapshotStore();
+    if (options.role === 'exporter' && !config.snapshot.enabled) {
+      throw new ConfigError(options.configPath ?? '(defaults)', [
+        {
+          path: 'snapshot.enabled',
+          message:
+            'the exporter reads the bucket state the edge snapshots to data_dir; enable snapshots',
+        },
+      ]);
+    }
     const report = restoreSnapshot(limiter, store.load(), Date.now());
     logger.info({ ...report, node_id: nodeId, data_dir: config.data_dir }, 'state restored');
     let ledger: LedgerStore;
@@ -177,7 +226,9 @@ export class EdgeService {
       logger.warn('no api_keys configured: serving loopback clients only, with every scope');
     }
     try {
-      await service.app.listen({ host: config.server.host, port: config.server.port });
+      await service.app.listen(
+        options.listen ?? { host: config.server.host, port: config.server.port },
+      );
     } catch (error) {
       store.close();
       await writer.close();
@@ -221,9 +272,9 @@ export class EdgeService {
       );
       return false;
     }
-    const restartOnly = (['server', 'data_dir', 'node_id', 'snapshot', 'ledger'] as const).filter(
-      (k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]),
-    );
+    const restartOnly = (
+      ['server', 'data_dir', 'node_id', 'snapshot', 'ledger', 'metrics', 'diagnostics'] as const
+    ).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]));
     if (restartOnly.length > 0) {
       this.logger.warn({ fields: restartOnly }, 'these settings change only at the next restart');
     }
@@ -265,8 +316,11 @@ export class EdgeService {
       await this.writer.close();
       await this.ledger.close();
       this.logger.info({ ledger: this.writer.stats() }, 'ledger closed');
-      this.snapshot();
+      if (this.role === 'edge') this.snapshot();
       this.store.close();
+      await this.otlp
+        ?.shutdown()
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'final OTLP push failed'));
       this.logger.info('stopped');
     })();
     return this.stopping;
@@ -312,6 +366,18 @@ export class EdgeService {
     slice();
   }
 
+  /**
+   * The exporter's view of the edge: merges what the edge last snapshotted. Merging is a join,
+   * so reading the same state again changes nothing; the exporter's own change feeds are dropped
+   * (it sends and writes nothing), which also keeps its idle agents evictable.
+   */
+  private refreshFromSnapshot(): void {
+    const now = Date.now();
+    restoreSnapshot(this.limiter, this.store.load(), now);
+    this.limiter.drainDirty(now, Number.POSITIVE_INFINITY, 'replication');
+    this.limiter.drainDirty(now, Number.POSITIVE_INFINITY, 'snapshot');
+  }
+
   private startBackgroundWork(): void {
     const every = (ms: number, work: () => void, what: string) => {
       const timer = setInterval(() => {
@@ -324,7 +390,16 @@ export class EdgeService {
       timer.unref();
       this.timers.push(timer);
     };
-    every(this.config.snapshot.interval_ms, () => this.snapshotInSlices(), 'snapshot');
+    if (this.role === 'edge') {
+      every(this.config.snapshot.interval_ms, () => this.snapshotInSlices(), 'snapshot');
+    } else {
+      every(this.config.snapshot.interval_ms, () => this.refreshFromSnapshot(), 'snapshot read');
+    }
+    const metrics = this.metrics;
+    if (metrics !== undefined) {
+      metrics.rank();
+      every(this.config.metrics.rank_interval_ms, () => metrics.rank(), 'metrics ranking');
+    }
     every(
       EVICT_EVERY_MS,
       () => this.evicted.push(...this.limiter.evictIdle(Date.now(), EVICT_SCAN)),

@@ -306,6 +306,7 @@ describe('service endpoints', () => {
     expect(r.body.openapi).toBe('3.1.0');
     expect(Object.keys(r.body.paths as object).sort()).toEqual([
       '/healthz',
+      '/metrics',
       '/readyz',
       '/v1/agents/{agent_id}',
       '/v1/agents/{agent_id}/policy',

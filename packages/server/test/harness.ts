@@ -35,8 +35,14 @@ export async function startEdge(options: {
   configPath?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** CLI command and its flags; default `serve`. */
+  command?: readonly string[];
 }): Promise<Edge> {
-  const args = [...CLI, 'serve', ...(options.configPath ? ['--config', options.configPath] : [])];
+  const args = [
+    ...CLI,
+    ...(options.command ?? ['serve']),
+    ...(options.configPath ? ['--config', options.configPath] : []),
+  ];
   const proc = spawn(process.execPath, args, {
     cwd: root,
     env: {

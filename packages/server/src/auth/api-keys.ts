@@ -13,7 +13,7 @@ export interface Principal {
 /** The principal of unauthenticated loopback access when no key is configured. */
 export const LOOPBACK_PRINCIPAL: Principal = {
   name: 'loopback',
-  scopes: new Set<Scope>(['check', 'admin']),
+  scopes: new Set<Scope>(['check', 'admin', 'metrics']),
   agents: undefined,
 };
 

@@ -35,7 +35,7 @@ const agentRule = z
     message: 'give exactly one of tier or limits',
   });
 
-const scope = z.enum(['check', 'admin']);
+const scope = z.enum(['check', 'admin', 'metrics']);
 
 /** An API key, stored as the SHA-256 of the secret (hex); the secret itself never is. */
 const apiKey = z.strictObject({
@@ -163,6 +163,30 @@ export const configSchema = z.strictObject({
       /** Reject events of agents no `agents` rule (nor override) names. */
       unknown_agents: z.enum(['accept', 'reject']).default('accept'),
       reservation_ttl_ms: z.number().int().min(1000).max(86_400_000).default(300_000),
+    })
+    .prefault({}),
+  metrics: z
+    .strictObject({
+      /** Serve GET /metrics (scope `metrics`). */
+      enabled: z.boolean().default(true),
+      /** Agents with their own series; the rest are summed into agent_id="__other__". */
+      top_agents: z.number().int().min(0).max(10_000).default(500),
+      /** How often the top agents are chosen again. */
+      rank_interval_ms: z.number().int().min(100).max(3_600_000).default(15_000),
+    })
+    .prefault({}),
+  diagnostics: z
+    .strictObject({
+      otel: z
+        .strictObject({
+          /** Push metrics over OTLP/HTTP (JSON) as well as serving /metrics. */
+          enabled: z.boolean().default(false),
+          endpoint: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:4318/v1/metrics'),
+          interval_ms: z.number().int().min(1000).max(3_600_000).default(15_000),
+          /** Extra request headers, e.g. an authorization header for the collector. */
+          headers: z.record(z.string().min(1), z.string()).default({}),
+        })
+        .prefault({}),
     })
     .prefault({}),
   logging: z

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import type { EdgeMetrics } from '../metrics/edge-metrics.js';
 import { authenticate } from './auth-hook.js';
 import { registerHealthRoutes } from './health-routes.js';
 import { registerLimitRoutes } from './limit-routes.js';
+import { registerMetricsRoutes } from './metrics-routes.js';
 import { registerOpenApi } from './openapi.js';
 import { registerPolicyRoutes } from './policy-routes.js';
 import { HttpProblem, sendProblem, toProblem } from './problem.js';
@@ -26,6 +28,13 @@ export interface AppOptions {
   readonly version: string;
   /** Log a line per request (incoming and completed); off by default, failures are always logged. */
   readonly logRequests?: boolean;
+  /** Prometheus metrics to serve at /metrics; none when metrics are disabled. */
+  readonly metrics?: EdgeMetrics;
+  /**
+   * `edge` serves the whole API; `exporter` only health and metrics (the sidecar that reads
+   * replicated state and takes no traffic).
+   */
+  readonly role?: 'edge' | 'exporter';
 }
 
 /**
@@ -92,8 +101,11 @@ export function buildApp(runtime: EdgeRuntime, options: AppOptions): FastifyInst
   );
   registerOpenApi(app, options.version);
   registerHealthRoutes(app, runtime);
-  registerLimitRoutes(app, runtime);
-  registerPolicyRoutes(app, runtime);
-  if (runtime.rating !== undefined) registerRatingRoutes(app, runtime, runtime.rating);
+  if (options.metrics !== undefined) registerMetricsRoutes(app, options.metrics);
+  if (options.role !== 'exporter') {
+    registerLimitRoutes(app, runtime);
+    registerPolicyRoutes(app, runtime);
+    if (runtime.rating !== undefined) registerRatingRoutes(app, runtime, runtime.rating);
+  }
   return app;
 }

@@ -15,7 +15,7 @@ const time = {
 } as const;
 const attributes = {
   type: 'object',
-  additionalProperties: { type: ['string', 'number', 'boolean'] },
+  additionalProperties: { anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }] },
   maxProperties: 32,
 } as const;
 
