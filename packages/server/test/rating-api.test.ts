@@ -17,6 +17,7 @@ limits:
   - { name: tokens, resource: tokens, capacity: 10000000, refill: 10000000, per: day }
 agents:
   - { match: "known-*", limits: [{ name: requests, capacity: 1000, refill: 1000, per: second }] }
+  - { match: "slow-*", limits: [{ name: requests, capacity: 1, refill: 1, per: hour }] }
 pricing:
   currency: USD
   versions:
@@ -202,6 +203,24 @@ describe('POST /v1/rate', () => {
     expect(replay.body.ledger).toBe('duplicate');
     const usage = await call(edge.url, 'GET', '/v1/agents/rate-2/usage');
     expect(usage.body).toMatchObject({ total_events: 2, total_cost_micros: 800_000 });
+  });
+
+  it('a rate-limited request is denied with 429 and neither recorded nor charged to the budget', async () => {
+    const req = (id: string) => ({
+      event_id: id,
+      agent_id: 'slow-1',
+      model: 'gpt-4o',
+      input_tokens: 1000,
+      output_tokens: 1000,
+    });
+    expect((await call(edge.url, 'POST', '/v1/rate', req('s1'))).status).toBe(200);
+    const denied = await call(edge.url, 'POST', '/v1/rate', req('s2'));
+    expect(denied.status).toBe(429);
+    expect(denied.body).toMatchObject({ code: 'RATE_LIMITED', limit: 'requests' });
+    const usage = await call(edge.url, 'GET', '/v1/agents/slow-1/usage');
+    expect(usage.body).toMatchObject({ total_events: 1, total_cost_micros: 12_500 });
+    const probe = await call(edge.url, 'POST', '/v1/rate', { ...req('s3'), dry_run: true });
+    expect((probe.body.budgets as { spent_micros: number }[])[0]?.spent_micros).toBe(12_500);
   });
 
   it('needs an event id unless dry run, and a priced model', async () => {
