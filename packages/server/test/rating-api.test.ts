@@ -77,7 +77,7 @@ describe('POST /v1/usage', () => {
   });
 
   it('a replay returns the original rating and charges nothing twice, also inside one batch', async () => {
-    await call(edge.url, 'POST', '/v1/usage', event('u2-a', 'usage-2'));
+    const first = await call(edge.url, 'POST', '/v1/usage', event('u2-a', 'usage-2'));
     const replay = await call(
       edge.url,
       'POST',
@@ -87,6 +87,8 @@ describe('POST /v1/usage', () => {
     );
     expect(replay.body.status).toBe('duplicate');
     expect((replay.body.rating as { cost_micros: number }).cost_micros).toBe(12_500);
+    // Every part of the rating comes back as first answered, rebuilt from the stored row.
+    expect(replay.body.rating).toEqual(first.body.rating);
     const batch = await call(edge.url, 'POST', '/v1/usage', {
       events: [event('u2-b', 'usage-2'), event('u2-b', 'usage-2'), event('u2-a', 'usage-2')],
     });

@@ -4,7 +4,7 @@ import type { UsageTotals } from '../ledger/ledger-store.js';
 import { type Admitted, admit, release } from '../rating/admission.js';
 import { isItemError, parseTime, parseUsageEvent } from '../rating/event.js';
 import type { ReserveRequest } from '../rating/reservations.js';
-import { type BudgetView, budgetView, ratingView } from '../rating/views.js';
+import { type BudgetView, budgetView, ratingView, storedRatingView } from '../rating/views.js';
 import { authorizeAgent } from './auth-hook.js';
 import { HTTP_ERROR_CODES, HttpProblem, problem, sendProblem } from './problem.js';
 import * as schemas from './rating-schemas.js';
@@ -155,7 +155,7 @@ export function registerRatingRoutes(
         event_id: parsed.eventId,
         allowed: true,
         ledger: outcome.status,
-        rating: JSON.parse(outcome.row.rating) as unknown,
+        rating: storedRatingView(outcome.row),
         limits: limitsView(admitted.status),
         ...(views === undefined ? {} : { budgets: views }),
         ...(admitted.unchecked === undefined ? {} : { budgets_unchecked: admitted.unchecked }),
@@ -171,7 +171,7 @@ export function registerRatingRoutes(
       event_id: row.eventId,
       allowed: true,
       ledger: 'duplicate',
-      rating: JSON.parse(row.rating) as unknown,
+      rating: storedRatingView(row),
     };
   };
 

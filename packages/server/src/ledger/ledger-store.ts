@@ -22,7 +22,7 @@ export interface LedgerRow {
   readonly requests: number;
   readonly totalTokens: number;
   readonly costMicros: number;
-  /** The rating as answered (JSON), returned again on a replay. */
+  /** What else a replay needs to answer the rating as first answered (the encoding is the rating service's). */
   readonly rating: string;
   /** The event's attributes (JSON), or null. */
   readonly attributes: string | null;

@@ -17,7 +17,14 @@ import { LedgerUnavailableError } from '../ledger/group-commit.js';
 import type { AppendOutcome, LedgerRow, LedgerStore } from '../ledger/ledger-store.js';
 import type { BudgetCache, BudgetResolver } from './budget-book.js';
 import { isItemError, parseUsageEvent, type UsageEvent } from './event.js';
-import { type BudgetView, budgetView, type RatingView, ratingView } from './views.js';
+import {
+  type BudgetView,
+  budgetView,
+  encodeRating,
+  type RatingView,
+  ratingView,
+  storedRatingView,
+} from './views.js';
 
 /** Everything the rating service is built from (picked by the composition root). */
 export interface RatingDeps {
@@ -137,10 +144,7 @@ export class RatingService {
         status: outcome.status,
         event_id: parsed.eventId,
         agent_id: parsed.agentId,
-        rating:
-          outcome.status === 'recorded'
-            ? ratingView(rating)
-            : (JSON.parse(outcome.row.rating) as RatingView),
+        rating: outcome.status === 'recorded' ? ratingView(rating) : storedRatingView(outcome.row),
         ...(budgets === undefined ? {} : { budgets }),
       };
     } catch (error) {
@@ -216,7 +220,7 @@ export class RatingService {
       requests: event.usage.requests,
       totalTokens: totalTokens(event.usage),
       costMicros: rating.costMicros,
-      rating: JSON.stringify(ratingView(rating)),
+      rating: encodeRating(rating),
       attributes: event.attributes,
       recordedMs: nowMs,
     };

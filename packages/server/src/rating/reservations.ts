@@ -4,7 +4,7 @@ import { HttpProblem } from '../http/problem.js';
 import { type Admitted, admit, release } from './admission.js';
 import { isItemError, parseUsageEvent, type UsageEvent } from './event.js';
 import type { RatingService } from './rating-service.js';
-import { type BudgetView, budgetView, ratingView } from './views.js';
+import { type BudgetView, budgetView, ratingView, storedRatingView } from './views.js';
 
 /** How long a closed reservation is remembered, so a repeated settle or cancel gets the same answer. */
 const REMEMBER_CLOSED_MS = 10 * 60_000;
@@ -164,7 +164,7 @@ export class Reservations {
         event_id: parsed.eventId,
         ledger: outcome.status,
         held_micros: r.admitted.costMicros,
-        rating: JSON.parse(outcome.row.rating),
+        rating: storedRatingView(outcome.row),
         budgets: this.budgets(r, now),
       };
       return r.result;
