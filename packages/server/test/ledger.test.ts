@@ -81,6 +81,11 @@ function conformance(
       expect(await store.spent('sum', t, t + 2001)).toBe(700);
       expect(await store.spent('nobody', 0, t * 2)).toBe(0);
       expect(await store.volume('sum', 'gpt-*', t, t + 3000)).toBe(330);
+      const many = await store.spentByAgent(['sum', 'not-sum', 'nobody'], t, t + 2001);
+      expect([...many.entries()].sort()).toEqual([
+        ['not-sum', 800],
+        ['sum', 700],
+      ]);
     });
 
     it('totals usage by model and by hour', async () => {

@@ -26,6 +26,8 @@ export interface GroupCommitStats {
   readonly inFlight: number;
   /** Longest batch write so far, milliseconds (a stall shows here). */
   readonly maxCommitMs: number;
+  /** Reads run between batches (budget and tier-volume loads). */
+  readonly reads: number;
 }
 
 interface Pending {
@@ -66,6 +68,7 @@ export class GroupCommitWriter {
     batchesFailed: 0,
     lastBatchEvents: 0,
     maxCommitMs: 0,
+    reads: 0,
   };
 
   constructor(
@@ -136,6 +139,7 @@ export class GroupCommitWriter {
       if (this.inFlight > 0) return;
       const read = this.reads.shift() as ReadJob;
       this.reading = true;
+      this.counters.reads++;
       void read.run().then(() => {
         this.reading = false;
         this.pump();

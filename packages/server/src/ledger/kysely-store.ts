@@ -84,6 +84,26 @@ export class KyselyLedgerStore implements LedgerStore {
     return Number(r?.total ?? 0);
   }
 
+  async spentByAgent(
+    agentIds: readonly string[],
+    fromMs: number,
+    toMs: number,
+  ): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (let i = 0; i < agentIds.length; i += INSERT_CHUNK) {
+      const rows = await this.db
+        .selectFrom('usage_events')
+        .select((eb) => ['agent_id', eb.fn.sum<string | number>('cost_micros').as('total')])
+        .where('agent_id', 'in', agentIds.slice(i, i + INSERT_CHUNK))
+        .where('time_ms', '>=', fromMs)
+        .where('time_ms', '<', toMs)
+        .groupBy('agent_id')
+        .execute();
+      for (const r of rows) out.set(r.agent_id, Number(r.total));
+    }
+    return out;
+  }
+
   async volume(agentId: string, rule: string, fromMs: number, toMs: number): Promise<number> {
     const r = await this.db
       .selectFrom('usage_events')

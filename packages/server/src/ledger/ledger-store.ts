@@ -62,6 +62,12 @@ export interface LedgerStore {
   append(rows: readonly LedgerRow[]): Promise<AppendOutcome[]>;
   /** Sum of cost of an agent's events with `fromMs <= time < toMs`. */
   spent(agentId: string, fromMs: number, toMs: number): Promise<number>;
+  /** Sum of cost per agent of `agentIds`' events with `fromMs <= time < toMs` (absent: none). */
+  spentByAgent(
+    agentIds: readonly string[],
+    fromMs: number,
+    toMs: number,
+  ): Promise<Map<string, number>>;
   /** Sum of tokens of an agent's events under `rule` with `fromMs <= time < toMs`. */
   volume(agentId: string, rule: string, fromMs: number, toMs: number): Promise<number>;
   /** Totals of an agent's events in [fromMs, toMs) grouped by model or by UTC hour. */

@@ -13,6 +13,11 @@ import type { LedgerStore } from '../ledger/ledger-store.js';
 
 const PERIOD_MS = { hour: 3_600_000, day: 86_400_000, month: 30 * 86_400_000 } as const;
 
+interface Waiter {
+  resolve(budgets: AgentBudgets): void;
+  reject(error: unknown): void;
+}
+
 /** Which budgets govern an agent: an exact id, then patterns in order, then the default list. */
 export type BudgetResolver = (agentId: string) => readonly BudgetSpec[];
 
@@ -56,6 +61,9 @@ export function compileBudgets(config: Config): { resolve: BudgetResolver; timeZ
 export class BudgetCache {
   private readonly loaded = new Map<string, AgentBudgets>();
   private readonly loading = new Map<string, Promise<AgentBudgets>>();
+  /** Agents waiting for the next load. */
+  private queued = new Map<string, Waiter>();
+  private loadScheduled = false;
   /** When each loaded agent was last used (for eviction). */
   private readonly lastUsed = new Map<string, number>();
   /** Bumped by a reload: a load started under the old config must not install its result. */
@@ -74,8 +82,8 @@ export class BudgetCache {
     this.timeZone = timeZone;
     this.generation++;
     this.loaded.clear();
-    this.loading.clear();
     this.lastUsed.clear();
+    // Loads still queued read under the new config; one already running is not kept.
   }
 
   /**
@@ -105,51 +113,104 @@ export class BudgetCache {
     return this.loaded.get(agentId);
   }
 
-  /** The agent's budgets, loading their spend from the ledger first if needed. */
+  /**
+   * The agent's budgets, loading their spend from the ledger first if needed. Agents asked for
+   * while a load is queued join it: one read serves them all (one grouped query per distinct
+   * window), so a restart under load does not queue one read per agent in front of the writes.
+   */
   get(agentId: string, nowMs: number): Promise<AgentBudgets> {
     const have = this.loaded.get(agentId);
     if (have !== undefined) {
       this.lastUsed.set(agentId, nowMs);
       return Promise.resolve(have);
     }
-    let pending = this.loading.get(agentId);
-    if (pending === undefined) {
-      const specs = this.resolve(agentId);
-      const timeZone = this.timeZone;
-      const generation = this.generation;
-      pending = this.writer
-        .read(
-          async () => {
-            const seeds = await Promise.all(
-              specs.map((spec) => {
-                const w =
-                  spec.window.kind === 'calendar'
-                    ? windowAt(spec.window.period, timeZone, nowMs)
-                    : { startMs: nowMs - spec.window.periodMs, endMs: nowMs + 1 };
-                return this.store.spent(agentId, w.startMs, w.endMs);
-              }),
-            );
-            return new AgentBudgets(
-              specs,
-              timeZone,
-              nowMs,
-              (spec) => seeds[specs.indexOf(spec)] ?? 0,
-            );
-          },
-          (budgets) => {
-            if (generation !== this.generation) return;
-            this.loaded.set(agentId, budgets);
-            this.lastUsed.set(agentId, nowMs);
-            this.loading.delete(agentId);
-          },
-        )
-        .catch((error: unknown) => {
-          this.loading.delete(agentId);
-          throw error;
-        });
-      this.loading.set(agentId, pending);
+    const pending = this.loading.get(agentId);
+    if (pending !== undefined) return pending;
+    let waiter!: Waiter;
+    const promise = new Promise<AgentBudgets>((resolve, reject) => {
+      waiter = { resolve, reject };
+    });
+    this.loading.set(agentId, promise);
+    this.queued.set(agentId, waiter);
+    if (!this.loadScheduled) {
+      this.loadScheduled = true;
+      // After this turn: every agent asked for by the same request (a batch) joins one read.
+      setImmediate(() => void this.loadQueued(nowMs));
     }
-    return pending;
+    return promise;
+  }
+
+  /** One read for every agent queued so far. */
+  private async loadQueued(nowMs: number): Promise<void> {
+    let generation = this.generation;
+    let batch = new Map<string, Waiter>();
+    try {
+      await this.writer.read(
+        async () => {
+          // Taken when the read runs, so agents queued while it waited for the writer join it.
+          generation = this.generation;
+          batch = this.queued;
+          this.queued = new Map();
+          this.loadScheduled = false;
+          return this.readSpend([...batch.keys()], nowMs);
+        },
+        (loaded) => {
+          for (const [agentId, budgets] of loaded) {
+            this.loading.delete(agentId);
+            // A reload during the read: answer this once, but do not keep old-config budgets.
+            if (generation === this.generation) {
+              this.loaded.set(agentId, budgets);
+              this.lastUsed.set(agentId, nowMs);
+            }
+            batch.get(agentId)?.resolve(budgets);
+          }
+        },
+      );
+    } catch (error) {
+      for (const [agentId, w] of batch) {
+        this.loading.delete(agentId);
+        w.reject(error);
+      }
+    }
+  }
+
+  /** Budgets of `agentIds` with their stored spend: one grouped query per distinct window. */
+  private async readSpend(agentIds: readonly string[], nowMs: number) {
+    const timeZone = this.timeZone;
+    const plans = agentIds.map((agentId) => {
+      const specs = this.resolve(agentId);
+      const windows = specs.map((spec) =>
+        spec.window.kind === 'calendar'
+          ? windowAt(spec.window.period, timeZone, nowMs)
+          : { startMs: nowMs - spec.window.periodMs, endMs: nowMs + 1 },
+      );
+      return { agentId, specs, windows };
+    });
+    const byWindow = new Map<string, { startMs: number; endMs: number; agents: Set<string> }>();
+    for (const p of plans) {
+      for (const w of p.windows) {
+        const key = `${w.startMs}:${w.endMs}`;
+        let group = byWindow.get(key);
+        if (group === undefined) {
+          group = { ...w, agents: new Set() };
+          byWindow.set(key, group);
+        }
+        group.agents.add(p.agentId);
+      }
+    }
+    const sums = new Map<string, Map<string, number>>();
+    for (const [key, g] of byWindow) {
+      sums.set(key, await this.store.spentByAgent([...g.agents], g.startMs, g.endMs));
+    }
+    const out = new Map<string, AgentBudgets>();
+    for (const p of plans) {
+      const seeds = p.windows.map((w) => sums.get(`${w.startMs}:${w.endMs}`)?.get(p.agentId) ?? 0);
+      out.set(
+        p.agentId,
+        new AgentBudgets(p.specs, timeZone, nowMs, (spec) => seeds[p.specs.indexOf(spec)] ?? 0),
+      );
+    }
+    return out;
   }
 
   /** Agents whose budgets are in memory. */
