@@ -13,6 +13,14 @@ export type { Config, ConfigLimit, Scope } from './config/schema.js';
 export { type AppOptions, buildApp } from './http/app.js';
 export { HTTP_ERROR_CODES } from './http/problem.js';
 export type { EdgeRuntime } from './http/runtime.js';
+export {
+  type GroupCommitStats,
+  GroupCommitWriter,
+  LedgerUnavailableError,
+} from './ledger/group-commit.js';
+export type { AppendOutcome, LedgerRow, LedgerStore, UsageTotals } from './ledger/ledger-store.js';
+export { openPostgresLedger } from './ledger/postgres.js';
+export { openSqliteLedger, SQLITE_LEDGER_FILE } from './ledger/sqlite.js';
 export { type RestoreReport, restoreSnapshot } from './restore.js';
 export { EdgeService, type ServiceOptions, VERSION } from './service.js';
 export { MemorySnapshotStore } from './snapshot/memory-store.js';

@@ -2,6 +2,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { Limiter } from '@openclaw-edge/engine';
+import { compilePriceBook, type PriceBook } from '@openclaw-edge/rating';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { ApiKeys } from './auth/api-keys.js';
@@ -10,9 +11,16 @@ import { type CompiledPolicies, compilePolicies } from './config/policies.js';
 import type { Config } from './config/schema.js';
 import { buildApp } from './http/app.js';
 import type { EdgeRuntime } from './http/runtime.js';
+import { GroupCommitWriter } from './ledger/group-commit.js';
+import type { LedgerStore } from './ledger/ledger-store.js';
+import { openPostgresLedger } from './ledger/postgres.js';
+import { openSqliteLedger } from './ledger/sqlite.js';
 import { createLogger } from './logger.js';
 import { EdgeMetrics } from './metrics/edge-metrics.js';
 import { OtlpPush } from './metrics/otlp.js';
+import { BudgetCache, type BudgetResolver, compileBudgets } from './rating/budget-book.js';
+import { RatingService } from './rating/rating-service.js';
+import { Reservations } from './rating/reservations.js';
 import { restoreSnapshot } from './restore.js';
 import { MemorySnapshotStore } from './snapshot/memory-store.js';
 import type { SnapshotEntry, SnapshotStore } from './snapshot/snapshot-store.js';
@@ -38,6 +46,10 @@ export interface ServiceOptions {
 }
 
 const EVICT_EVERY_MS = 10_000;
+/** How often open reservations are checked for expiry. */
+const RESERVATION_SWEEP_MS = 1000;
+/** Agents' budgets unused this long leave memory (read from the ledger again when needed). */
+const BUDGET_IDLE_MS = 15 * 60_000;
 const EVICT_SCAN = 50_000;
 /**
  * Agents written per snapshot transaction before the event loop gets a turn: about 10 ms of
@@ -58,6 +70,11 @@ export class EdgeService {
   private evicted: string[] = [];
   private keys: ApiKeys;
   private snapshotting = false;
+  private book: PriceBook | undefined;
+  private budgetResolver: BudgetResolver;
+  private readonly budgetCache: BudgetCache;
+  readonly rating: RatingService;
+  readonly reservations: Reservations;
 
   readonly app: FastifyInstance;
   readonly metrics: EdgeMetrics | undefined;
@@ -70,8 +87,30 @@ export class EdgeService {
     readonly limiter: Limiter,
     private readonly store: SnapshotStore,
     private readonly options: ServiceOptions,
+    /** The durable ledger of rated usage and its group-commit writer. */
+    readonly ledger: LedgerStore,
+    private readonly writer: GroupCommitWriter,
   ) {
     this.keys = new ApiKeys(config.api_keys);
+    this.book = config.pricing === undefined ? undefined : compilePriceBook(config.pricing);
+    const budgets = compileBudgets(config);
+    this.budgetResolver = budgets.resolve;
+    this.budgetCache = new BudgetCache(budgets.resolve, budgets.timeZone, ledger, writer);
+    this.rating = new RatingService({
+      book: () => this.book,
+      budgets: this.budgetCache,
+      resolveBudgets: () => this.budgetResolver,
+      store: ledger,
+      writer,
+      limiter,
+      isKnownAgent: (agentId) =>
+        this.policies.source(agentId) !== undefined || limiter.getOverride(agentId) !== undefined,
+      options: () => ({
+        maxFutureMs: this.config.usage.max_future_ms,
+        unknownAgents: this.config.usage.unknown_agents,
+      }),
+    });
+    this.reservations = new Reservations(this.rating, () => this.config.usage.reservation_ttl_ms);
     // The HTTP layer reads keys, tiers and readiness through getters: a reload swaps them.
     const runtime: EdgeRuntime = {
       limiter,
@@ -82,6 +121,11 @@ export class EdgeService {
       overrideChanged: (agentId, policy) => this.store.saveOverride(agentId, policy),
       maxBatch: config.server.max_batch,
       bodyLimitBytes: config.server.body_limit_bytes,
+      rating: {
+        service: this.rating,
+        reservations: this.reservations,
+        timeZone: () => this.config.budgets.time_zone,
+      },
     };
     this.metrics = config.metrics.enabled
       ? new EdgeMetrics({
@@ -148,8 +192,36 @@ export class EdgeService {
     }
     const report = restoreSnapshot(limiter, store.load(), Date.now());
     logger.info({ ...report, node_id: nodeId, data_dir: config.data_dir }, 'state restored');
+    let ledger: LedgerStore;
+    try {
+      ledger = await openLedger(config);
+      await ledger.migrate();
+    } catch (error) {
+      store.close();
+      throw new Error(
+        `cannot open the ${config.ledger.driver} ledger: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    logger.info({ driver: ledger.driver }, 'ledger open');
+    // SQLite has one writer; PostgreSQL commits overlap, one batch per pooled connection.
+    const writer = new GroupCommitWriter(
+      ledger,
+      config.ledger.group_commit_ms,
+      config.ledger.max_batch_events,
+      ledger.driver === 'postgres' ? config.ledger.pool_size : 1,
+    );
 
-    const service = new EdgeService(config, policies, logger, limiter, store, options);
+    const service = new EdgeService(
+      config,
+      policies,
+      logger,
+      limiter,
+      store,
+      options,
+      ledger,
+      writer,
+    );
     if (!service.keys.enabled) {
       logger.warn('no api_keys configured: serving loopback clients only, with every scope');
     }
@@ -159,6 +231,8 @@ export class EdgeService {
       );
     } catch (error) {
       store.close();
+      await writer.close();
+      await ledger.close();
       throw error;
     }
     service.startBackgroundWork();
@@ -199,11 +273,25 @@ export class EdgeService {
       return false;
     }
     const restartOnly = (
-      ['server', 'data_dir', 'node_id', 'snapshot', 'metrics', 'diagnostics'] as const
+      ['server', 'data_dir', 'node_id', 'snapshot', 'ledger', 'metrics', 'diagnostics'] as const
     ).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]));
     if (restartOnly.length > 0) {
       this.logger.warn({ fields: restartOnly }, 'these settings change only at the next restart');
     }
+    let book: PriceBook | undefined;
+    try {
+      book = next.pricing === undefined ? undefined : compilePriceBook(next.pricing);
+    } catch (error) {
+      this.logger.error(
+        { err: error },
+        'config reload rejected; the previous config keeps serving',
+      );
+      return false;
+    }
+    this.book = book;
+    const budgets = compileBudgets(next);
+    this.budgetResolver = budgets.resolve;
+    this.budgetCache.reconfigure(budgets.resolve, budgets.timeZone);
     this.limiter.setDefaultPolicy(policies.defaultPolicy);
     this.limiter.setPolicySource(policies.source);
     this.policies = policies;
@@ -224,6 +312,10 @@ export class EdgeService {
       for (const t of this.timers) clearInterval(t);
       this.watcher?.close();
       await this.app.close();
+      // Every accepted event is committed before the ledger closes.
+      await this.writer.close();
+      await this.ledger.close();
+      this.logger.info({ ledger: this.writer.stats() }, 'ledger closed');
       if (this.role === 'edge') this.snapshot();
       this.store.close();
       await this.otlp
@@ -313,6 +405,15 @@ export class EdgeService {
       () => this.evicted.push(...this.limiter.evictIdle(Date.now(), EVICT_SCAN)),
       'eviction',
     );
+    every(RESERVATION_SWEEP_MS, () => this.reservations.sweep(Date.now()), 'reservation expiry');
+    every(
+      EVICT_EVERY_MS,
+      () =>
+        this.budgetCache.evictIdle(Date.now(), BUDGET_IDLE_MS, (agentId) =>
+          this.reservations.holdsFor(agentId),
+        ),
+      'budget eviction',
+    );
     const path = this.options.configPath;
     if (path !== undefined && this.options.watchConfig !== false) {
       let debounce: NodeJS.Timeout | undefined;
@@ -331,6 +432,28 @@ export class EdgeService {
       }
     }
   }
+
+  /**
+   * Counters and gauges of rating, for metrics: ledger batches and events, reservations
+   * (expired among them), budget denials and threshold crossings by `budget:threshold`.
+   */
+  ratingStats() {
+    return {
+      ledgerDriver: this.ledger.driver,
+      ledger: this.writer.stats(),
+      ...this.reservations.stats(),
+      ...this.rating.stats(),
+    };
+  }
+}
+
+/** Opens the ledger the config names: SQLite in the data dir, or PostgreSQL. */
+function openLedger(config: Config): Promise<LedgerStore> {
+  const l = config.ledger;
+  if (l.driver === 'postgres') {
+    return openPostgresLedger(l.url as string, l.schema, l.pool_size);
+  }
+  return Promise.resolve(openSqliteLedger(config.data_dir, l.sqlite_synchronous));
 }
 
 function sanitizeNodeId(name: string): string {

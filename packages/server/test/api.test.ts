@@ -310,10 +310,16 @@ describe('service endpoints', () => {
       '/readyz',
       '/v1/agents/{agent_id}',
       '/v1/agents/{agent_id}/policy',
+      '/v1/agents/{agent_id}/usage',
       '/v1/check',
       '/v1/check/batch',
       '/v1/openapi.json',
+      '/v1/rate',
       '/v1/refund',
+      '/v1/reservations',
+      '/v1/reservations/{id}/cancel',
+      '/v1/reservations/{id}/settle',
+      '/v1/usage',
     ]);
   });
 });

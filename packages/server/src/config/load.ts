@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { compilePriceBook, PricingSpecError } from '@openclaw-edge/rating';
 import { LineCounter, parseDocument } from 'yaml';
 import { type Config, configSchema } from './schema.js';
 
@@ -38,6 +39,8 @@ export const ENV_OVERRIDES = {
   OPENCLAW_EDGE_NODE_ID: ['node_id'],
   LOG_LEVEL: ['logging', 'level'],
   OPENCLAW_EDGE_LOG_FORMAT: ['logging', 'format'],
+  DATABASE_URL: ['ledger', 'url'],
+  OPENCLAW_EDGE_LEDGER_DRIVER: ['ledger', 'driver'],
 } as const;
 
 /** Reads, parses and validates a config file, then applies env overrides. */
@@ -130,6 +133,29 @@ function checkReferences(
     checkUniqueLimits(t.limits, ['tiers', tier, 'limits']);
   config.agents.forEach((rule, i) => {
     if (rule.limits) checkUniqueLimits(rule.limits, ['agents', i, 'limits']);
+  });
+  if (config.ledger.driver === 'postgres' && config.ledger.url === undefined) {
+    report(['ledger', 'url'], 'the postgres ledger needs a URL (ledger.url or DATABASE_URL)');
+  }
+  if (config.pricing !== undefined) {
+    try {
+      compilePriceBook(config.pricing);
+    } catch (error) {
+      if (!(error instanceof PricingSpecError)) throw error;
+      report(['pricing', ...error.path], error.message.slice(error.message.indexOf(': ') + 2));
+    }
+  }
+  const checkUniqueBudgets = (list: readonly { name: string }[], at: (string | number)[]) => {
+    const seen = new Set<string>();
+    list.forEach((b, i) => {
+      if (seen.has(b.name))
+        report([...at, i, 'name'], `duplicates another budget's name "${b.name}"`);
+      seen.add(b.name);
+    });
+  };
+  checkUniqueBudgets(config.budgets.default, ['budgets', 'default']);
+  config.budgets.agents.forEach((rule, i) => {
+    checkUniqueBudgets(rule.budgets, ['budgets', 'agents', i, 'budgets']);
   });
   const keyNames = new Set<string>();
   const hashes = new Set<string>();

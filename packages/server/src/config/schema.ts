@@ -1,3 +1,4 @@
+import { isValidTimeZone, parseMicros } from '@openclaw-edge/rating';
 import { z } from 'zod';
 
 /**
@@ -47,6 +48,60 @@ const apiKey = z.strictObject({
   agents: z.array(agentPattern).min(1).optional(),
 });
 
+/** A money amount in currency units, written as decimal text ("2.50") or a plain number. */
+const money = z.union([z.string(), z.number()]).superRefine((v, ctx) => {
+  const parsed = parseMicros(v);
+  if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+});
+
+const priceFields = {
+  input: money.optional(),
+  cached_input: money.optional(),
+  cache_write: money.optional(),
+  output: money.optional(),
+  reasoning: money.optional(),
+  request: money.optional(),
+};
+const tokenCount = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const ruleFields = {
+  ...priceFields,
+  long_context: z.strictObject({ above_input_tokens: tokenCount, ...priceFields }).optional(),
+  tiers: z
+    .array(z.strictObject({ from_monthly_tokens: tokenCount, ...priceFields }))
+    .max(32)
+    .optional(),
+};
+const modelRule = z.strictObject({ match: z.string().min(1).max(256), ...ruleFields });
+
+/** Price book: one currency, versions with effective dates (see docs/rating.md). */
+const pricingSchema = z.strictObject({
+  currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as USD'),
+  versions: z
+    .array(
+      z.strictObject({
+        effective_from: z.iso.datetime({ offset: true }),
+        models: z.array(modelRule).max(1000).default([]),
+        default: z.strictObject(ruleFields).optional(),
+      }),
+    )
+    .min(1),
+});
+
+const budget = z
+  .strictObject({
+    name,
+    amount: money,
+    /** Calendar window in budgets.time_zone. */
+    window: z.enum(['day', 'week', 'month']).optional(),
+    /** Rolling token bucket of money: `amount` per this period. */
+    per: z.enum(['hour', 'day', 'month']).optional(),
+    on_error: z.enum(['deny', 'allow']),
+  })
+  .refine((b) => (b.window === undefined) !== (b.per === undefined), {
+    message: 'give exactly one of window (calendar) or per (rolling)',
+  });
+const budgetList = z.array(budget).max(8);
+
 export const configSchema = z.strictObject({
   server: z
     .strictObject({
@@ -73,6 +128,43 @@ export const configSchema = z.strictObject({
   tiers: z.record(name, z.strictObject({ limits })).default({}),
   agents: z.array(agentRule).default([]),
   api_keys: z.array(apiKey).default([]),
+  pricing: pricingSchema.optional(),
+  budgets: z
+    .strictObject({
+      /** IANA zone the calendar windows (day, week, month) align to. */
+      time_zone: z
+        .string()
+        .refine(isValidTimeZone, 'must be an IANA time zone such as Europe/Berlin')
+        .default('UTC'),
+      /** Fractions of a budget whose crossing is counted (for alerts). */
+      thresholds: z.array(z.number().gt(0).max(10)).max(8).default([0.8, 1]),
+      default: budgetList.default([]),
+      agents: z.array(z.strictObject({ match: agentPattern, budgets: budgetList })).default([]),
+    })
+    .prefault({}),
+  ledger: z
+    .strictObject({
+      driver: z.enum(['sqlite', 'postgres']).default('sqlite'),
+      /** PostgreSQL URL; DATABASE_URL sets it. */
+      url: z.string().min(1).optional(),
+      /** PostgreSQL schema holding the tables (created if missing). */
+      schema: name.default('openclaw_edge'),
+      /** Longest wait from the first event of a batch to its commit. */
+      group_commit_ms: z.number().int().min(0).max(1000).default(2),
+      max_batch_events: z.number().int().min(1).max(10_000).default(2000),
+      sqlite_synchronous: z.enum(['full', 'normal']).default('full'),
+      pool_size: z.number().int().min(1).max(64).default(4),
+    })
+    .prefault({}),
+  usage: z
+    .strictObject({
+      /** Events stamped further in the future than this are rejected. */
+      max_future_ms: z.number().int().min(0).max(86_400_000).default(300_000),
+      /** Reject events of agents no `agents` rule (nor override) names. */
+      unknown_agents: z.enum(['accept', 'reject']).default('accept'),
+      reservation_ttl_ms: z.number().int().min(1000).max(86_400_000).default(300_000),
+    })
+    .prefault({}),
   metrics: z
     .strictObject({
       /** Serve GET /metrics (scope `metrics`). */
@@ -113,3 +205,5 @@ export type Config = z.infer<typeof configSchema>;
 export type ConfigLimit = z.infer<typeof limitSchema>;
 /** Scope an API key can hold. */
 export type Scope = z.infer<typeof scope>;
+/** One budget as written in the config. */
+export type ConfigBudget = z.infer<typeof budget>;

@@ -8,6 +8,7 @@ import { registerMetricsRoutes } from './metrics-routes.js';
 import { registerOpenApi } from './openapi.js';
 import { registerPolicyRoutes } from './policy-routes.js';
 import { HttpProblem, sendProblem, toProblem } from './problem.js';
+import { registerRatingRoutes } from './rating-routes.js';
 import type { EdgeRuntime } from './runtime.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -104,6 +105,7 @@ export function buildApp(runtime: EdgeRuntime, options: AppOptions): FastifyInst
   if (options.role !== 'exporter') {
     registerLimitRoutes(app, runtime);
     registerPolicyRoutes(app, runtime);
+    if (runtime.rating !== undefined) registerRatingRoutes(app, runtime, runtime.rating);
   }
   return app;
 }

@@ -45,17 +45,28 @@ function build(routes: readonly RecordedRoute[], version: string) {
     const path = route.url.replace(/:([A-Za-z_]+)/g, '{$1}');
     const schema = (route.schema ?? {}) as Record<string, unknown>;
     const params = schema.params as { properties?: Record<string, unknown> } | undefined;
+    const query = schema.querystring as
+      | { properties?: Record<string, unknown>; required?: string[] }
+      | undefined;
     const response = (schema.response ?? {}) as Record<string, unknown>;
     paths[path] ??= {};
     (paths[path] as Record<string, unknown>)[route.method] = {
       summary: schema.summary,
       ...(route.scope ? { security: [{ apiKey: [] }], 'x-scope': route.scope } : {}),
-      parameters: Object.entries(params?.properties ?? {}).map(([name, s]) => ({
-        name,
-        in: 'path',
-        required: true,
-        schema: s,
-      })),
+      parameters: [
+        ...Object.entries(params?.properties ?? {}).map(([name, s]) => ({
+          name,
+          in: 'path',
+          required: true,
+          schema: s,
+        })),
+        ...Object.entries(query?.properties ?? {}).map(([name, s]) => ({
+          name,
+          in: 'query',
+          required: query?.required?.includes(name) ?? false,
+          schema: s,
+        })),
+      ],
       ...(schema.body
         ? {
             requestBody: {

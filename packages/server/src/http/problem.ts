@@ -30,6 +30,15 @@ export const HTTP_ERROR_CODES = {
   RATE_LIMITED: 429,
   NOT_READY: 503,
   INTERNAL: 500,
+  INVALID_EVENT: 400,
+  UNPRICED_MODEL: 422,
+  UNKNOWN_AGENT: 422,
+  EVENT_IN_FUTURE: 422,
+  BUDGET_EXCEEDED: 402,
+  BUDGET_UNAVAILABLE: 503,
+  LEDGER_UNAVAILABLE: 503,
+  RESERVATION_NOT_FOUND: 404,
+  RESERVATION_CLOSED: 409,
 } as const;
 
 /** Status of each core error code. */
@@ -43,8 +52,10 @@ const EDGE_STATUS: Readonly<Record<string, number>> = {
 const TITLES: Readonly<Record<number, string>> = {
   400: 'Bad Request',
   401: 'Unauthorized',
+  402: 'Payment Required',
   403: 'Forbidden',
   404: 'Not Found',
+  409: 'Conflict',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',

@@ -1,6 +1,8 @@
 import type { AgentPolicy } from '@openclaw-edge/core';
 import type { Limiter } from '@openclaw-edge/engine';
 import type { ApiKeys } from '../auth/api-keys.js';
+import type { RatingService } from '../rating/rating-service.js';
+import type { Reservations } from '../rating/reservations.js';
 
 /**
  * What the HTTP layer needs from the running service. Getters, because a config reload swaps
@@ -18,4 +20,11 @@ export interface EdgeRuntime {
   overrideChanged(agentId: string, policy: AgentPolicy | undefined): void;
   readonly maxBatch: number;
   readonly bodyLimitBytes: number;
+  /** Rating (usage, rate, reservations); absent in an app built without a ledger. */
+  readonly rating?: {
+    readonly service: RatingService;
+    readonly reservations: Reservations;
+    /** The budgets' time zone, for usage grouped by day. */
+    timeZone(): string;
+  };
 }

@@ -1,0 +1,45 @@
+export {
+  AgentBudgets,
+  type BudgetSpec,
+  type BudgetStatus,
+  type Crossing,
+} from './budget.js';
+export {
+  type CalendarPeriod,
+  isValidTimeZone,
+  localMidnight,
+  offsetMs,
+  type Window,
+  windowAt,
+} from './calendar.js';
+export {
+  divRoundHalfEven,
+  formatMicros,
+  MAX_MICROS,
+  MICROS_PER_UNIT,
+  parseMicros,
+  tokenCostMicros,
+  toSafeMicros,
+} from './money.js';
+export { isPattern, PatternTable, patternToRegExp } from './pattern.js';
+export {
+  compilePriceBook,
+  type ModelRule,
+  type ModelRuleSpec,
+  type PriceBook,
+  type PriceBookSpec,
+  type PriceSpec,
+  type Prices,
+  type PriceVersionSpec,
+  PricingSpecError,
+  promptTokens,
+  type Rating,
+  rate,
+  ruleFor,
+  TOKEN_CLASSES,
+  type TokenClass,
+  totalTokens,
+  type Unpriced,
+  type Usage,
+  versionAt,
+} from './pricing.js';

@@ -1,0 +1,37 @@
+/**
+ * Model-name patterns: an exact name, or a glob where `*` is any run of characters and `?` one
+ * character. Exact names win over globs; globs are tried in the order written.
+ */
+
+/** True when `pattern` holds a wildcard. */
+export function isPattern(pattern: string): boolean {
+  return pattern.includes('*') || pattern.includes('?');
+}
+
+/** Compiles a glob to an anchored RegExp. */
+export function patternToRegExp(pattern: string): RegExp {
+  const body = pattern.replace(/[.+^${}()|[\]\\*?]/g, (c) =>
+    c === '*' ? '.*' : c === '?' ? '.' : `\\${c}`,
+  );
+  return new RegExp(`^${body}$`, 'su');
+}
+
+/** First match of `name` among exact entries, then glob entries in order. */
+export class PatternTable<T> {
+  private readonly exact = new Map<string, T>();
+  private readonly globs: { re: RegExp; value: T }[] = [];
+
+  constructor(entries: readonly (readonly [pattern: string, value: T])[]) {
+    for (const [pattern, value] of entries) {
+      if (isPattern(pattern)) this.globs.push({ re: patternToRegExp(pattern), value });
+      else if (!this.exact.has(pattern)) this.exact.set(pattern, value);
+    }
+  }
+
+  find(name: string): T | undefined {
+    const hit = this.exact.get(name);
+    if (hit !== undefined) return hit;
+    for (const g of this.globs) if (g.re.test(name)) return g.value;
+    return undefined;
+  }
+}

@@ -1,0 +1,187 @@
+import type { AppendOutcome, LedgerRow, LedgerStore } from './ledger-store.js';
+
+/** The ledger could not be written or read; nothing of the failed batch was stored. */
+export class LedgerUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`the ledger is unavailable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = 'LedgerUnavailableError';
+  }
+}
+
+/** Counters for metrics. */
+export interface GroupCommitStats {
+  /** Transactions committed. */
+  readonly batches: number;
+  /** Events written (new rows). */
+  readonly eventsRecorded: number;
+  /** Events answered from a stored row (replays, duplicates within a batch). */
+  readonly eventsDuplicate: number;
+  /** Batches that failed (every waiter got LedgerUnavailableError). */
+  readonly batchesFailed: number;
+  /** Events waiting for the next batch. */
+  readonly queued: number;
+  /** Size of the last batch. */
+  readonly lastBatchEvents: number;
+  /** Batches committing now. */
+  readonly inFlight: number;
+  /** Longest batch write so far, milliseconds (a stall shows here). */
+  readonly maxCommitMs: number;
+  /** Reads run between batches (budget and tier-volume loads). */
+  readonly reads: number;
+}
+
+interface Pending {
+  readonly row: LedgerRow;
+  readonly resolve: (outcome: AppendOutcome) => void;
+  readonly reject: (error: Error) => void;
+}
+
+interface ReadJob {
+  readonly run: () => Promise<void>;
+}
+
+/**
+ * Group commit: rows from concurrent requests are queued and written together, one
+ * transaction per batch, at most `intervalMs` after the first row of a batch arrived (sooner
+ * when `maxBatch` rows are waiting). Each caller's promise resolves only after its batch
+ * committed, so an answer is never given for an event that is not durable.
+ *
+ * Up to `maxInFlight` batches commit at once (1 for SQLite, which has one writer; more for
+ * PostgreSQL, whose commits overlap); while they run, new rows gather into the next batch.
+ * Reads (loading an agent's spend) are exclusive: a read waits until no batch is in flight and
+ * no batch starts until it is done. So a read sees every batch whose outcome was delivered
+ * before it and none delivered after, which is what lets callers apply in-memory charges
+ * exactly once (see BudgetCache).
+ */
+export class GroupCommitWriter {
+  private queue: Pending[] = [];
+  private readonly reads: ReadJob[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight = 0;
+  private reading = false;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+  private counters = {
+    batches: 0,
+    eventsRecorded: 0,
+    eventsDuplicate: 0,
+    batchesFailed: 0,
+    lastBatchEvents: 0,
+    maxCommitMs: 0,
+    reads: 0,
+  };
+
+  constructor(
+    private readonly store: LedgerStore,
+    private readonly intervalMs: number,
+    private readonly maxBatch: number,
+    private readonly maxInFlight = 1,
+  ) {}
+
+  /** Queues a row; resolves with its outcome once the batch holding it committed. */
+  write(row: LedgerRow): Promise<AppendOutcome> {
+    if (this.closed) return Promise.reject(new LedgerUnavailableError(new Error('shutting down')));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ row, resolve, reject });
+      if (this.queue.length >= this.maxBatch) this.pump();
+      else if (this.timer === undefined) {
+        this.timer = setTimeout(() => {
+          this.timer = undefined;
+          this.pump();
+        }, this.intervalMs);
+      }
+    });
+  }
+
+  /**
+   * Runs `read` with no batch in flight; `install` gets its result synchronously before any
+   * later batch starts.
+   */
+  read<T>(read: () => Promise<T>, install: (value: T) => void): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.reads.push({
+        run: async () => {
+          try {
+            const value = await read();
+            install(value);
+            resolve(value);
+          } catch (error) {
+            reject(new LedgerUnavailableError(error));
+          }
+        },
+      });
+      this.pump();
+    });
+  }
+
+  stats(): GroupCommitStats {
+    return { ...this.counters, queued: this.queue.length, inFlight: this.inFlight };
+  }
+
+  /** Writes everything queued, refuses new rows, and resolves when idle. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.pump();
+    if (this.idle()) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private idle(): boolean {
+    return (
+      this.inFlight === 0 && !this.reading && this.queue.length === 0 && this.reads.length === 0
+    );
+  }
+
+  private pump(): void {
+    if (this.reading) return;
+    if (this.reads.length > 0) {
+      // Reads go first, alone: new batches wait until the read installed its result.
+      if (this.inFlight > 0) return;
+      const read = this.reads.shift() as ReadJob;
+      this.reading = true;
+      this.counters.reads++;
+      void read.run().then(() => {
+        this.reading = false;
+        this.pump();
+      });
+      return;
+    }
+    while (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
+      if (this.timer !== undefined) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+      const batch = this.queue.splice(0, this.maxBatch);
+      this.inFlight++;
+      void this.commit(batch).then(() => {
+        this.inFlight--;
+        // Let the event loop answer and read sockets before the next batch: a synchronous
+        // driver (SQLite) would otherwise run batch after batch with no I/O in between.
+        setImmediate(() => this.pump());
+      });
+    }
+    if (this.idle()) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private async commit(batch: Pending[]): Promise<void> {
+    let outcomes: AppendOutcome[];
+    const started = performance.now();
+    try {
+      outcomes = await this.store.append(batch.map((p) => p.row));
+      this.counters.maxCommitMs = Math.max(this.counters.maxCommitMs, performance.now() - started);
+    } catch (error) {
+      this.counters.batchesFailed++;
+      const failure = new LedgerUnavailableError(error);
+      for (const p of batch) p.reject(failure);
+      return;
+    }
+    this.counters.batches++;
+    this.counters.lastBatchEvents = batch.length;
+    batch.forEach((p, i) => {
+      const outcome = outcomes[i] as AppendOutcome;
+      if (outcome.status === 'recorded') this.counters.eventsRecorded++;
+      else this.counters.eventsDuplicate++;
+      p.resolve(outcome);
+    });
+  }
+}

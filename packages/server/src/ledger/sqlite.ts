@@ -1,0 +1,108 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import { fromColumns, KyselyLedgerStore, toColumns } from './kysely-store.js';
+import type { AppendOutcome, LedgerRow } from './ledger-store.js';
+import type { LedgerDatabase, UsageEventsTable } from './tables.js';
+
+/** File name of the embedded ledger inside the data dir. */
+export const SQLITE_LEDGER_FILE = 'ledger.sqlite';
+
+type Db = InstanceType<typeof Database>;
+
+const COLUMNS = [
+  'event_id',
+  'agent_id',
+  'time_ms',
+  'model',
+  'rule',
+  'currency',
+  'input_tokens',
+  'cached_input_tokens',
+  'cache_write_tokens',
+  'output_tokens',
+  'reasoning_tokens',
+  'requests',
+  'total_tokens',
+  'cost_micros',
+  'rating',
+  'attributes',
+  'recorded_ms',
+] as const satisfies readonly (keyof UsageEventsTable)[];
+
+/**
+ * The embedded ledger: SQLite (better-sqlite3) in WAL mode in the data dir. `synchronous`
+ * FULL (the default) fsyncs the WAL at every commit, so an acknowledged batch survives a power
+ * loss; NORMAL survives a process crash (SIGKILL) but may lose the last commits on power loss.
+ *
+ * Every query goes through Kysely except `append`, the hot path: Kysely prepares a new
+ * statement with 17 × N parameters for each batch, which measured 2.6× slower per row than one
+ * cached single-row statement run N times inside a transaction (better-sqlite3 is synchronous,
+ * so the batch is one uninterrupted transaction either way).
+ */
+export class SqliteLedgerStore extends KyselyLedgerStore {
+  private readonly insert;
+  private readonly select;
+  private readonly transaction;
+
+  constructor(private readonly database: Db) {
+    super('sqlite', new Kysely<LedgerDatabase>({ dialect: new SqliteDialect({ database }) }));
+    this.insert = lazy(() =>
+      database.prepare(
+        `INSERT INTO usage_events (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
+         ON CONFLICT (event_id) DO NOTHING`,
+      ),
+    );
+    this.select = lazy(() => database.prepare('SELECT * FROM usage_events WHERE event_id = ?'));
+    this.transaction = database.transaction((rows: readonly LedgerRow[]): AppendOutcome[] => {
+      const first = new Map<string, AppendOutcome>();
+      return rows.map((row) => {
+        const earlier = first.get(row.eventId);
+        if (earlier !== undefined) return { status: 'duplicate', row: earlier.row };
+        const columns = toColumns(row);
+        const info = this.insert().run(...COLUMNS.map((c) => columns[c]));
+        const outcome: AppendOutcome =
+          info.changes === 1
+            ? { status: 'recorded', row }
+            : {
+                status: 'duplicate',
+                row: fromColumns(this.select().get(row.eventId) as UsageEventsTable),
+              };
+        first.set(row.eventId, outcome);
+        return outcome;
+      });
+    });
+  }
+
+  override async append(rows: readonly LedgerRow[]): Promise<AppendOutcome[]> {
+    return this.transaction(rows);
+  }
+
+  /** The underlying connection (tools and tests). */
+  get connection(): Db {
+    return this.database;
+  }
+}
+
+/** Statements are prepared on first use: the table exists only after migrate(). */
+function lazy<T>(make: () => T): () => T {
+  let value: T | undefined;
+  return () => {
+    value ??= make();
+    return value;
+  };
+}
+
+/** Opens (creating if needed) the ledger in `dataDir`. */
+export function openSqliteLedger(
+  dataDir: string,
+  synchronous: 'full' | 'normal' = 'full',
+): SqliteLedgerStore {
+  mkdirSync(dataDir, { recursive: true });
+  const database = new Database(join(dataDir, SQLITE_LEDGER_FILE));
+  database.pragma('journal_mode = WAL');
+  database.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+  database.pragma('busy_timeout = 5000');
+  return new SqliteLedgerStore(database);
+}
