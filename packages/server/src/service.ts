@@ -135,6 +135,7 @@ export class EdgeService {
           topAgents: config.metrics.top_agents,
           rankBy: this.role === 'exporter' ? 'utilisation' : 'activity',
           now: () => Date.now(),
+          rating: () => this.ratingStats(),
         })
       : undefined;
     const otel = config.diagnostics.otel;
@@ -147,6 +148,7 @@ export class EdgeService {
           intervalMs: otel.interval_ms,
           headers: otel.headers,
           now: () => Date.now(),
+          rating: () => this.ratingStats(),
         })
       : undefined;
     if (this.metrics !== undefined) this.metrics.otlp = this.otlp;

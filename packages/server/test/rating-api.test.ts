@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseExposition, value } from './exposition.js';
 import { call, type Edge, eventually, scratchDir, startEdge, writeConfig } from './harness.js';
 
 // One real server with the SQLite ledger; each test uses its own agent ids.
@@ -315,6 +316,65 @@ describe('reservations', () => {
     });
     expect(late.status).toBe(409);
     expect(late.body.detail).toMatch(/expired/);
+  });
+
+  it('metrics count events, replays, rejections, reservations, denials and threshold crossings', async () => {
+    const scrape = async () => {
+      const { samples } = parseExposition(await (await fetch(`${edge.url}/metrics`)).text());
+      return (name: string, labels: Record<string, string> = {}) => value(samples, name, labels);
+    };
+    const before = await scrape();
+    // $0.85 of output against the $1.00 daily budget: crosses 0.8, not 1.
+    const big = event('m-1', 'metrics-1', { input_tokens: 0, output_tokens: 85_000 });
+    expect((await call(edge.url, 'POST', '/v1/usage', big)).status).toBe(200);
+    expect((await call(edge.url, 'POST', '/v1/usage', big)).body.status).toBe('duplicate');
+    const bad = await call(edge.url, 'POST', '/v1/usage', {
+      events: [event('m-2', 'metrics-1', { input_tokens: -1 })],
+    });
+    expect(bad.status).toBe(200);
+    // $0.20 more cannot be held: $0.15 is left.
+    const denied = await call(edge.url, 'POST', '/v1/reservations', {
+      agent_id: 'metrics-1',
+      model: 'gpt-4o',
+      cost_micros: 200_000,
+    });
+    expect(denied.status).toBe(402);
+    const held = await call(edge.url, 'POST', '/v1/reservations', {
+      agent_id: 'metrics-2',
+      model: 'gpt-4o',
+      cost_micros: 1000,
+      ttl_ms: 1000,
+    });
+    expect(held.status).toBe(201);
+    await eventually(async () => {
+      const now = await scrape();
+      return (
+        now('openclaw_reservations_total', { outcome: 'expired' }) ===
+        before('openclaw_reservations_total', { outcome: 'expired' }) + 1
+      );
+    }, 10_000);
+    const after = await scrape();
+    const delta = (name: string, labels: Record<string, string> = {}) =>
+      after(name, labels) - before(name, labels);
+    expect(delta('openclaw_ledger_events_total', { outcome: 'recorded' })).toBe(1);
+    expect(delta('openclaw_ledger_events_total', { outcome: 'duplicate' })).toBe(1);
+    expect(delta('openclaw_usage_events_rejected_total')).toBe(1);
+    expect(delta('openclaw_budget_denials_total', { reason: 'exhausted' })).toBe(1);
+    expect(delta('openclaw_reservations_total', { outcome: 'created' })).toBe(1);
+    expect(delta('openclaw_reservations_active')).toBe(0); // the hold expired
+    const crossings = (t: string) =>
+      after('openclaw_budget_threshold_crossings_total', { budget: 'daily', threshold: t }) -
+      (() => {
+        try {
+          return before('openclaw_budget_threshold_crossings_total', {
+            budget: 'daily',
+            threshold: t,
+          });
+        } catch {
+          return 0; // no crossing of that threshold yet: no series
+        }
+      })();
+    expect(crossings('0.8')).toBe(1);
   });
 
   it('unknown reservations are 404 and bad bodies 400', async () => {

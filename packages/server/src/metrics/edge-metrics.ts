@@ -8,7 +8,7 @@ import {
   type PrometheusContentType,
   Registry,
 } from 'prom-client';
-import { FAMILIES, type Observation, OTHER_AGENTS } from './families.js';
+import { FAMILIES, type Observation, OTHER_AGENTS, type RatingCounters } from './families.js';
 import type { OtlpPush } from './otlp.js';
 
 /** Request latency histogram buckets, in seconds: 100 µs to 1 s. */
@@ -18,9 +18,13 @@ export const LATENCY_BUCKETS = [
 
 const RESERVED_AGENT_IDS: ReadonlySet<string> = new Set([OTHER_AGENTS]);
 
-/** Reads the engine once for a collection. */
-export function observe(limiter: Limiter, nowMs: number): Observation {
-  return { report: limiter.bucketReport(nowMs), decisions: limiter.decisions };
+/** Reads the engine (and rating's counters) once for a collection. */
+export function observe(
+  limiter: Limiter,
+  nowMs: number,
+  rating?: () => RatingCounters,
+): Observation {
+  return { report: limiter.bucketReport(nowMs), decisions: limiter.decisions, rating: rating?.() };
 }
 
 /** Options of {@link EdgeMetrics}. */
@@ -38,6 +42,8 @@ export interface EdgeMetricsOptions {
   readonly rankBy: RankBy;
   /** Wall-clock milliseconds. */
   readonly now: () => number;
+  /** Rating's counters (ledger, reservations, budgets), read at scrape time. */
+  readonly rating?: () => RatingCounters;
 }
 
 /** A rendered scrape. */
@@ -178,7 +184,7 @@ export class EdgeMetrics {
 
   private async renderNow(accept: string | undefined): Promise<Exposition> {
     const started = process.hrtime.bigint();
-    this.observation = observe(this.options.limiter, this.options.now());
+    this.observation = observe(this.options.limiter, this.options.now(), this.options.rating);
     this.collectSeconds.set(Number(process.hrtime.bigint() - started) / 1e9);
     const contentType = wantsOpenMetrics(accept)
       ? Registry.OPENMETRICS_CONTENT_TYPE

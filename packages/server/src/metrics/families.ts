@@ -3,10 +3,33 @@ import type { BucketReport } from '@openclaw-edge/engine';
 /** Label value of the series that sums every agent outside the top N. */
 export const OTHER_AGENTS = '__other__';
 
-/** What one collection reads: the engine's bucket report and its decision counts. */
+/** The rating side's counters (`EdgeService.ratingStats()`), as the metrics read them. */
+export interface RatingCounters {
+  readonly ledger: {
+    readonly batches: number;
+    readonly batchesFailed: number;
+    readonly eventsRecorded: number;
+    readonly eventsDuplicate: number;
+    readonly queued: number;
+  };
+  readonly reservationsActive: number;
+  readonly reservationsCreated: number;
+  readonly reservationsSettled: number;
+  readonly reservationsCancelled: number;
+  readonly reservationsExpired: number;
+  readonly budgetDenials: number;
+  readonly budgetUnavailableDenied: number;
+  readonly budgetUnavailableAllowed: number;
+  readonly eventsRejected: number;
+  /** By `budget:threshold`, e.g. `daily:0.8`; bounded by the configured budgets. */
+  readonly budgetThresholdCrossings: ReadonlyMap<string, number>;
+}
+
+/** What one collection reads: the engine's bucket report and decision counts, and rating's counters. */
 export interface Observation {
   readonly report: BucketReport;
   readonly decisions: { readonly allowed: number; readonly denied: number };
+  readonly rating: RatingCounters | undefined;
 }
 
 type Labels = Record<string, string>;
@@ -145,4 +168,107 @@ export const FAMILIES: readonly FamilySpec[] = [
       [{ decision: 'denied' }, o.decisions.denied],
     ],
   },
+  ...ratingFamilies(),
 ];
+
+/** Families of the rating side: ledger, reservations, budgets (docs/metrics.md, "Rating"). */
+function ratingFamilies(): FamilySpec[] {
+  const family = (
+    name: string,
+    help: string,
+    type: FamilySpec['type'],
+    labels: readonly string[],
+    read: (r: RatingCounters) => Iterable<readonly [Labels, number]>,
+  ): FamilySpec => ({
+    name,
+    help,
+    type,
+    labels,
+    traffic: true,
+    read: (o) => (o.rating === undefined ? [] : read(o.rating)),
+  });
+  return [
+    family(
+      'openclaw_ledger_events_total',
+      'Usage events written to the ledger (recorded) or answered from it (duplicate)',
+      'counter',
+      ['outcome'],
+      (r) => [
+        [{ outcome: 'recorded' }, r.ledger.eventsRecorded],
+        [{ outcome: 'duplicate' }, r.ledger.eventsDuplicate],
+      ],
+    ),
+    family(
+      'openclaw_ledger_batches_total',
+      'Group-commit transactions, committed or failed',
+      'counter',
+      ['outcome'],
+      (r) => [
+        [{ outcome: 'committed' }, r.ledger.batches],
+        [{ outcome: 'failed' }, r.ledger.batchesFailed],
+      ],
+    ),
+    family(
+      'openclaw_ledger_queued_events',
+      'Usage events waiting for the next ledger batch',
+      'gauge',
+      [],
+      (r) => [[{}, r.ledger.queued]],
+    ),
+    family(
+      'openclaw_reservations_active',
+      'Reservations holding an estimate now',
+      'gauge',
+      [],
+      (r) => [[{}, r.reservationsActive]],
+    ),
+    family(
+      'openclaw_reservations_total',
+      'Reservations created, and how they ended: settled, cancelled, or expired (refunded)',
+      'counter',
+      ['outcome'],
+      (r) => [
+        [{ outcome: 'created' }, r.reservationsCreated],
+        [{ outcome: 'settled' }, r.reservationsSettled],
+        [{ outcome: 'cancelled' }, r.reservationsCancelled],
+        [{ outcome: 'expired' }, r.reservationsExpired],
+      ],
+    ),
+    family(
+      'openclaw_budget_denials_total',
+      'Admissions denied by a budget: exhausted, or unavailable (ledger unreadable, fail-closed)',
+      'counter',
+      ['reason'],
+      (r) => [
+        [{ reason: 'exhausted' }, r.budgetDenials],
+        [{ reason: 'unavailable' }, r.budgetUnavailableDenied],
+      ],
+    ),
+    family(
+      'openclaw_budget_unchecked_total',
+      'Admissions let through unchecked because the ledger was unreadable (fail-open budgets)',
+      'counter',
+      [],
+      (r) => [[{}, r.budgetUnavailableAllowed]],
+    ),
+    family(
+      'openclaw_budget_threshold_crossings_total',
+      'Times an agent budget crossed a configured threshold (e.g. 0.8, 1)',
+      'counter',
+      ['budget', 'threshold'],
+      function* (r) {
+        for (const [key, n] of r.budgetThresholdCrossings) {
+          const at = key.lastIndexOf(':');
+          yield [{ budget: key.slice(0, at), threshold: key.slice(at + 1) }, n] as const;
+        }
+      },
+    ),
+    family(
+      'openclaw_usage_events_rejected_total',
+      'Usage events refused as invalid (each with its reason in the response)',
+      'counter',
+      [],
+      (r) => [[{}, r.eventsRejected]],
+    ),
+  ];
+}

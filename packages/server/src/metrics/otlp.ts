@@ -4,7 +4,7 @@ import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { LATENCY_BUCKETS, observe } from './edge-metrics.js';
-import { FAMILIES } from './families.js';
+import { FAMILIES, type RatingCounters } from './families.js';
 
 /** Options of {@link OtlpPush}. */
 export interface OtlpPushOptions {
@@ -16,6 +16,7 @@ export interface OtlpPushOptions {
   readonly intervalMs: number;
   readonly headers: Readonly<Record<string, string>>;
   readonly now: () => number;
+  readonly rating?: () => RatingCounters;
 }
 
 /**
@@ -58,7 +59,7 @@ export class OtlpPush {
     });
     meter.addBatchObservableCallback(
       (result) => {
-        const observation = observe(options.limiter, options.now());
+        const observation = observe(options.limiter, options.now(), options.rating);
         for (const [spec, instrument] of instruments) {
           for (const [labels, value] of spec.read(observation))
             result.observe(instrument, value, labels);

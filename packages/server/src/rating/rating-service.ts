@@ -137,6 +137,12 @@ export class RatingService {
       authorize(parsed.agentId);
       this.admitEvent(parsed, nowMs);
       const rating = await this.price(parsed.agentId, parsed.model, parsed.usage, parsed.timeMs);
+      // Load the agent's budgets before the write, so the commit charges them in memory and a
+      // threshold this event crosses is counted (a load after the commit would only read the
+      // new total from the ledger). Best effort: an unreadable ledger fails the write anyway.
+      if (!this.deps.budgets.hasNone(parsed.agentId)) {
+        await this.deps.budgets.get(parsed.agentId, nowMs).catch(() => undefined);
+      }
       const outcome = await this.write(parsed, rating, nowMs);
       if (outcome.status === 'recorded') this.chargeCommitted(parsed, rating, nowMs);
       const budgets = withBudgets ? await this.budgetViews(parsed.agentId, nowMs) : undefined;
