@@ -200,9 +200,7 @@ export class EdgeService {
     }
     const restartOnly = (
       ['server', 'data_dir', 'node_id', 'snapshot', 'metrics', 'diagnostics'] as const
-    ).filter(
-      (k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]),
-    );
+    ).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]));
     if (restartOnly.length > 0) {
       this.logger.warn({ fields: restartOnly }, 'these settings change only at the next restart');
     }
