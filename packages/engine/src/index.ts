@@ -1,4 +1,11 @@
-export { type ChangeFeed, Limiter, type LimiterOptions, type PolicySource } from './limiter.js';
+export {
+  type ChangeFeed,
+  DEFAULT_SHARE_FLOOR,
+  Limiter,
+  type LimiterOptions,
+  type PolicySource,
+  type ShareStatus,
+} from './limiter.js';
 export type {
   AgentStatus,
   BucketReport,

@@ -35,6 +35,10 @@ import {
   REMOTE_USED,
   REVISION,
   rowAt,
+  SH_AT,
+  SH_LEVEL,
+  SH_WEIGHT,
+  SH_WINDOW,
   STRIDE,
   USED,
   USED_AT_RANK,
@@ -75,6 +79,35 @@ export interface LimiterOptions {
   readonly idleEvictMs?: number;
   /** Agents to reserve room for up front. */
   readonly initialAgents?: number;
+  /**
+   * Node ids of the other replicas sharing every limit (see {@link Limiter.setPeers}). Empty by
+   * default: a lone replica, for which `shared` admits exactly like `optimistic`.
+   */
+  readonly peers?: readonly string[];
+  /**
+   * Part of every share handed out equally (the rest goes by recorded demand), in [0, 1].
+   * Default {@link DEFAULT_SHARE_FLOOR}. docs/replication.md explains the choice.
+   */
+  readonly shareFloor?: number;
+}
+
+/**
+ * Default part of a `shared` limit's shares that is split equally between replicas; the other
+ * part follows each replica's recorded consumption. Keeps a replica that recorded no demand
+ * from being starved, at the cost of parking `floor/R` of what remains on each idle replica
+ * until the next sync point.
+ */
+export const DEFAULT_SHARE_FLOOR = 0.2;
+
+/** One replica's `shared` admission state for one limit, as {@link Limiter.shareStatus} reports it. */
+export interface ShareStatus {
+  readonly limit: Limit;
+  /** This replica's weight: the part of what remains it may spend until the next sync point. */
+  readonly weight: number;
+  /** Tokens this replica may still admit now under its share (refilling at weight·r). */
+  readonly level: number;
+  /** The sync point the share was cut at (`-Infinity`: before any). */
+  readonly cutAtSyncPoint: number;
 }
 
 /** Looks up an agent's configured policy; undefined means the default. */
@@ -97,7 +130,8 @@ const TOP = 8;
 const ACTIVITY_DECAY = 0.5;
 const DEFAULT_IDLE_EVICT_MS = 15 * 60_000;
 
-type RemoteSlots = Map<string, { consumed: number; refunded: number }>;
+/** A peer's slot counters, plus the node that writes them (for `shared` weights). */
+type RemoteSlots = Map<string, { consumed: number; refunded: number; readonly node: string }>;
 
 /**
  * The in-process limiter: a keyed store of CRDT token buckets (one per agent and limit) that
@@ -137,6 +171,15 @@ export class Limiter {
   private evictCursor: Iterator<[string, number]> | undefined;
   /** Per-limit scratch for a check: uncapped tokens computed in the first pass. */
   private readonly scratch = new Float64Array(64);
+  /** Per-limit scratch for a check: the `shared` level computed in the first pass. */
+  private readonly shareScratch = new Float64Array(64);
+  /** Replicas sharing every limit: this one plus the live peers. 1 = no share logic at all. */
+  private replicaCount = 1;
+  /** Live peers → latest send time up to which all their charges are merged here. */
+  private readonly peerHeard = new Map<string, number>();
+  /** min over live peers of `peerHeard`: every charge made before it is known here. */
+  private syncPoint = Number.NEGATIVE_INFINITY;
+  private readonly shareFloor: number;
   /** Units charged to agents while outside the top set (plus evicted agents'), by resource. */
   private readonly otherUsed = new Map<string, number>();
   private allowedCount = 0;
@@ -157,8 +200,75 @@ export class Limiter {
     const agents = Math.max(16, options.initialAgents ?? 1024);
     this.blocks = new BlockTable(agents, options.defaultPolicy.limits.length);
     this.rowBlock = new Float64Array(agents);
+    const floor = options.shareFloor ?? DEFAULT_SHARE_FLOOR;
+    if (!(floor >= 0 && floor <= 1)) {
+      throw new InvalidPolicyError('shareFloor', 'must be a number between 0 and 1');
+    }
+    this.shareFloor = floor;
+    if (options.peers !== undefined) this.setPeers(options.peers);
   }
 
+  /** Replicas sharing every limit (this one plus its live peers). */
+  get replicas(): number {
+    return this.replicaCount;
+  }
+
+  /**
+   * The fleet sync point: every charge any live peer made before it has been merged here
+   * (`-Infinity` until every peer has been heard from; `+Infinity` without peers).
+   */
+  get syncPointMs(): number {
+    return this.syncPoint;
+  }
+
+  /**
+   * Sets the other replicas that share every limit (by node id; this replica's own id is
+   * ignored). The replication layer calls it when membership changes: from configuration or
+   * discovery, never from reachability. A peer that is merely unreachable must stay in the set:
+   * while it is not heard from the sync point stands still, so every `shared` limit keeps its
+   * last share instead of growing (docs/replication.md, "Partitions"). A peer new to the set has
+   * not been heard from yet. Removing a peer hands its part of what remains to the others at
+   * the next share cut.
+   */
+  setPeers(peerIds: readonly string[]): void {
+    const next = new Map<string, number>();
+    for (const id of peerIds) {
+      if (typeof id !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(id)) {
+        throw new InvalidPolicyError(
+          'peers',
+          "must be node ids of 1-64 letters, digits, '_', '.', ':' or '-'",
+        );
+      }
+      if (id === this.nodeId) continue;
+      next.set(id, this.peerHeard.get(id) ?? Number.NEGATIVE_INFINITY);
+    }
+    this.peerHeard.clear();
+    for (const [id, at] of next) this.peerHeard.set(id, at);
+    this.replicaCount = next.size + 1;
+    this.updateSyncPoint();
+  }
+
+  /**
+   * Tells the engine that every charge `peerId` made before `sentAtMs` (its clock, stamped when
+   * it drained the message) has now been merged here: a delta with no gap before it, or a full
+   * anti-entropy export. The transport calls it after `merge` (also for an empty heartbeat
+   * delta). False for a peer not in the set. Never moves a peer's time backwards.
+   */
+  peerHeardFrom(peerId: string, sentAtMs: number): boolean {
+    const before = this.peerHeard.get(peerId);
+    if (before === undefined) return false;
+    if (sentAtMs > before) {
+      this.peerHeard.set(peerId, sentAtMs);
+      if (before === this.syncPoint) this.updateSyncPoint();
+    }
+    return true;
+  }
+
+  private updateSyncPoint(): void {
+    let min = Number.POSITIVE_INFINITY;
+    for (const at of this.peerHeard.values()) if (at < min) min = at;
+    this.syncPoint = min;
+  }
   /** Decisions made by `check` since the limiter was created (local, for metrics). */
   get decisions(): { readonly allowed: number; readonly denied: number } {
     return { allowed: this.allowedCount, denied: this.deniedCount };
@@ -205,6 +315,7 @@ export class Limiter {
     const limits = policy.limits;
     if (limitNames !== undefined) checkNames(policy, limitNames);
     const scratch = this.scratch;
+    const sharing = this.replicaCount > 1;
     cells[block + H_RECENT] = (cells[block + H_RECENT] as number) + 1;
 
     // Pass 1: what each limit has; find the denying limit that waits longest.
@@ -219,8 +330,13 @@ export class Limiter {
       scratch[i] = raw;
       const available = Math.min(raw, limit.capacityTokens);
       const c = costFor(limit, cost);
+      let wait = -1;
       if (c > available + ADMISSION_EPSILON) {
-        const wait = msUntilAvailable(limit, available, c);
+        wait = msUntilAvailable(limit, available, c);
+      } else if (sharing && limit.mode === 'shared') {
+        wait = this.shareWait(rowAt(block, i), limit, raw, c, nowMs, i);
+      }
+      if (wait >= 0) {
         if (denied < 0 || wait > retryAfterMs) {
           denied = i;
           retryAfterMs = wait;
@@ -236,7 +352,12 @@ export class Limiter {
     if (denied >= 0) {
       this.deniedCount++;
       const limit = limits[denied] as Limit;
-      const available = Math.min(scratch[denied] as number, limit.capacityTokens);
+      let available = Math.min(scratch[denied] as number, limit.capacityTokens);
+      // Denied by this replica's share: what it could still give is its share, not the bucket.
+      if (sharing && limit.mode === 'shared') {
+        const level = this.shareScratch[denied] as number;
+        if (level < available) available = level;
+      }
       return {
         allowed: false,
         retryAfterMs,
@@ -259,6 +380,10 @@ export class Limiter {
       const c = costFor(limit, cost);
       cells[at + OWN_CONSUMED] = (cells[at + OWN_CONSUMED] as number) + c;
       cells[at + USED] = (cells[at + USED] as number) + c;
+      if (sharing && limit.mode === 'shared') {
+        cells[at + SH_LEVEL] = (this.shareScratch[i] as number) - c;
+        cells[at + SH_AT] = nowMs;
+      }
     }
     this.touch(block, nowMs);
     this.allowedCount++;
@@ -272,6 +397,109 @@ export class Limiter {
       remaining,
       resetMs: msUntilFull(limit, remaining),
     };
+  }
+
+  /**
+   * `shared` admission of cost `c` on the row at `at`, whose bucket view holds `raw` uncapped
+   * tokens (enough for `c`): -1 when this replica's share allows it, else the wait in ms. Cuts
+   * a new share first when the sync point moved since the last cut. Leaves the share level in
+   * `shareScratch[i]` for the charge. docs/replication.md has the rule and its reasoning.
+   */
+  private shareWait(
+    at: number,
+    limit: Limit,
+    raw: number,
+    c: number,
+    nowMs: number,
+    i: number,
+  ): number {
+    const level = this.shareLevel(at, limit, raw, nowMs);
+    this.shareScratch[i] = level;
+    if (c <= level + ADMISSION_EPSILON) return -1;
+    const cells = this.blocks.cells;
+    const weight = cells[at + SH_WEIGHT] as number;
+    const cap = weight * limit.capacityTokens;
+    // A cost above the whole share could never pass until a new cut: let a full share take it
+    // (the share goes into debt and refills), as a lone replica's full bucket would.
+    if (c > cap && level >= cap - ADMISSION_EPSILON) return -1;
+    const missing = Math.min(c, cap) - level;
+    return Math.max(1, Math.ceil(missing / (weight * limit.refillPerMs)));
+  }
+
+  /**
+   * This replica's share level of the row at `at` as of `nowMs`, re-cut as
+   * `weight · max(0, available)` when the sync point moved since the last cut (or when no share
+   * was cut yet). Between cuts the share refills at `weight · r` up to `weight · C`.
+   */
+  private shareLevel(at: number, limit: Limit, raw: number, nowMs: number): number {
+    const cells = this.blocks.cells;
+    let weight = cells[at + SH_WEIGHT] as number;
+    if (weight === 0 || (cells[at + SH_WINDOW] as number) < this.syncPoint) {
+      weight = this.shareWeight(at);
+      const available = Math.min(raw, limit.capacityTokens);
+      const level = available > 0 ? weight * available : 0;
+      cells[at + SH_WEIGHT] = weight;
+      cells[at + SH_WINDOW] = this.syncPoint;
+      cells[at + SH_AT] = nowMs;
+      cells[at + SH_LEVEL] = level;
+      return level;
+    }
+    const since = nowMs - (cells[at + SH_AT] as number);
+    const level =
+      (cells[at + SH_LEVEL] as number) + (since > 0 ? weight * limit.refillPerMs * since : 0);
+    const cap = weight * limit.capacityTokens;
+    return Math.min(level, cap);
+  }
+
+  /**
+   * This replica's weight for the row at `at`: `floor/R` plus `(1 − floor)` times its part of
+   * what the live replicas' slots recorded as consumed. A function of the replicated counters
+   * and the peer set only, so replicas holding the same state compute weights that sum to 1.
+   */
+  private shareWeight(at: number): number {
+    const n = this.replicaCount;
+    const cells = this.blocks.cells;
+    let mine = cells[at + OWN_CONSUMED] as number;
+    let total = mine;
+    const remote = this.remote.get(at);
+    if (remote !== undefined) {
+      for (const slot of remote.values()) {
+        if (slot.node === this.nodeId) {
+          mine += slot.consumed;
+          total += slot.consumed;
+        } else if (this.peerHeard.has(slot.node)) {
+          total += slot.consumed;
+        }
+      }
+    }
+    if (!(total > 0)) return 1 / n;
+    return this.shareFloor / n + (1 - this.shareFloor) * (mine / total);
+  }
+
+  /**
+   * This replica's `shared` state for each limit of the agent in `shared` mode (cutting a new
+   * share when one is due, as a check would). Empty for an untracked agent or a lone replica.
+   * For tests, the simulator and diagnostics; not on the decision path.
+   */
+  shareStatus(agentId: string, nowMs: number): ShareStatus[] {
+    const block = this.index.get(agentId);
+    if (block === undefined || this.replicaCount <= 1) return [];
+    const cells = this.blocks.cells;
+    const limits = this.policyOf(block).limits;
+    const out: ShareStatus[] = [];
+    for (let i = 0; i < limits.length; i++) {
+      const limit = limits[i] as Limit;
+      if (limit.mode !== 'shared') continue;
+      const at = rowAt(block, i);
+      const level = this.shareLevel(at, limit, this.uncapped(at, limit, nowMs), nowMs);
+      out.push({
+        limit,
+        weight: cells[at + SH_WEIGHT] as number,
+        level,
+        cutAtSyncPoint: cells[at + SH_WINDOW] as number,
+      });
+    }
+    return out;
   }
 
   /** Every limit's state without charging; an unknown agent reads as full buckets. */
@@ -874,7 +1102,9 @@ export class Limiter {
       this.normaliseRow(at, policy.limits[i] as Limit, nowMs);
       const slots = new Map<string, SlotCounters>();
       const remote = this.remote.get(at);
-      if (remote !== undefined) for (const [id, c] of remote) slots.set(id, { ...c });
+      if (remote !== undefined) {
+        for (const [id, c] of remote) slots.set(id, { consumed: c.consumed, refunded: c.refunded });
+      }
       const consumed = cells[at + OWN_CONSUMED] as number;
       const refunded = cells[at + OWN_REFUNDED] as number;
       if (consumed > 0 || refunded > 0) slots.set(own, { consumed, refunded });
@@ -929,7 +1159,12 @@ export class Limiter {
       }
       const ours = remote.get(id);
       if (ours === undefined) {
-        remote.set(id, { consumed: theirs.consumed, refunded: theirs.refunded });
+        const tilde = id.indexOf('~');
+        remote.set(id, {
+          consumed: theirs.consumed,
+          refunded: theirs.refunded,
+          node: tilde < 0 ? id : id.slice(0, tilde),
+        });
       } else {
         ours.consumed = Math.max(ours.consumed, theirs.consumed);
         ours.refunded = Math.max(ours.refunded, theirs.refunded);
