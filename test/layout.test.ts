@@ -40,6 +40,16 @@ describe('repository layout', () => {
     });
   }
 
+  it('the simulator (sim/) drives the engine only through public entries', () => {
+    for (const file of sourceFiles(join(root, 'sim'))) {
+      const text = readFileSync(file, 'utf8');
+      for (const [, target] of text.matchAll(/from '(@openclaw-edge\/[^']+)'/g)) {
+        expect(target, `${file} reaches into ${target}`).toMatch(/^@openclaw-edge\/(core|engine)$/);
+      }
+      expect(text, `${file} imports a package by path`).not.toMatch(/from '(\.\.\/)+packages\//);
+    }
+  });
+
   it('core does no I/O and reads no clock', () => {
     for (const file of sourceFiles(join(root, 'packages', 'core', 'src'))) {
       const text = readFileSync(file, 'utf8');
