@@ -46,7 +46,13 @@ export const SH_AT = 10;
 export const SH_WEIGHT = 11;
 /** Sync point the share was cut at (`-Infinity` when cut before any sync point). */
 export const SH_WINDOW = 12;
-export const STRIDE = 13;
+/** When the share was cut, and this replica's own consumed counter at that moment. */
+export const SH_CUT_MS = 13;
+export const SH_MARK = 14;
+/** When this row was last drained for replication, and the own consumed counter it carried. */
+export const SH_SENT_MS = 15;
+export const SH_SENT_MARK = 16;
+export const STRIDE = 17;
 
 /** Offset of limit `i`'s row in the block at `block`. */
 export function rowAt(block: number, i: number): number {

@@ -36,7 +36,11 @@ import {
   REVISION,
   rowAt,
   SH_AT,
+  SH_CUT_MS,
   SH_LEVEL,
+  SH_MARK,
+  SH_SENT_MARK,
+  SH_SENT_MS,
   SH_WEIGHT,
   SH_WINDOW,
   STRIDE,
@@ -427,28 +431,54 @@ export class Limiter {
   }
 
   /**
-   * This replica's share level of the row at `at` as of `nowMs`, re-cut as
-   * `weight · max(0, available)` when the sync point moved since the last cut (or when no share
-   * was cut yet). Between cuts the share refills at `weight · r` up to `weight · C`.
+   * This replica's share level of the row at `at` as of `nowMs`. Between cuts the share refills
+   * at `weight · r` up to `weight · C`. A new share is cut when the sync point moved past the
+   * last cut: as `weight · pool − x`, where `x` is what this replica charged since the last cut
+   * and `pool = min(C, raw + x)` is what remains if those charges are set aside. Peers count
+   * our charges since the sync point as still available (they have not seen them), so they
+   * must come out of our share, not out of the pool we split; the last cut happened before the
+   * sync point, so `x` covers them (docs/replication.md, "Consistent cuts").
    */
   private shareLevel(at: number, limit: Limit, raw: number, nowMs: number): number {
     const cells = this.blocks.cells;
     let weight = cells[at + SH_WEIGHT] as number;
-    if (weight === 0 || (cells[at + SH_WINDOW] as number) < this.syncPoint) {
+    const sync = this.syncPoint;
+    if (weight === 0 || (cells[at + SH_WINDOW] as number) < sync) {
+      const own = cells[at + OWN_CONSUMED] as number;
+      // Our consumed counter at some moment at or before the sync point, as late as we know
+      // one: at the last drain for replication (what peers have seen) or at the last cut.
+      let mark = Number.NEGATIVE_INFINITY;
+      if ((cells[at + SH_SENT_MS] as number) <= sync) mark = cells[at + SH_SENT_MARK] as number;
+      if ((cells[at + SH_CUT_MS] as number) <= sync) {
+        mark = Math.max(mark, cells[at + SH_MARK] as number);
+      }
+      // None yet: the first cut sets nothing aside; otherwise wait for the sync point to pass
+      // the last cut, keeping the current share meanwhile.
+      if (weight === 0) mark = own;
+      else if (mark === Number.NEGATIVE_INFINITY)
+        return this.refilledShare(at, limit, weight, nowMs);
+      const since = own > mark ? own - mark : 0;
       weight = this.shareWeight(at);
-      const available = Math.min(raw, limit.capacityTokens);
-      const level = available > 0 ? weight * available : 0;
+      const pool = Math.min(raw + since, limit.capacityTokens);
+      const level = pool > 0 ? weight * pool - since : -since;
       cells[at + SH_WEIGHT] = weight;
-      cells[at + SH_WINDOW] = this.syncPoint;
+      cells[at + SH_WINDOW] = sync;
+      cells[at + SH_CUT_MS] = nowMs;
+      cells[at + SH_MARK] = own;
       cells[at + SH_AT] = nowMs;
       cells[at + SH_LEVEL] = level;
       return level;
     }
+    return this.refilledShare(at, limit, weight, nowMs);
+  }
+
+  /** The share level as of `nowMs`: refilled at `weight · r` since it was last updated, capped. */
+  private refilledShare(at: number, limit: Limit, weight: number, nowMs: number): number {
+    const cells = this.blocks.cells;
     const since = nowMs - (cells[at + SH_AT] as number);
     const level =
       (cells[at + SH_LEVEL] as number) + (since > 0 ? weight * limit.refillPerMs * since : 0);
-    const cap = weight * limit.capacityTokens;
-    return Math.min(level, cap);
+    return Math.min(level, weight * limit.capacityTokens);
   }
 
   /**
@@ -621,11 +651,23 @@ export class Limiter {
       const flags = cells[block + H_FLAGS] as number;
       if ((flags & bit) === 0) continue;
       cells[block + H_FLAGS] = flags & ~bit;
+      if (feed === 'replication') this.markSent(block, nowMs);
       this.exportBlock(block, nowMs, out);
       taken++;
     }
     this.feeds[feed] = i >= list.length ? [] : list.slice(i);
     return out;
+  }
+
+  /** Remembers what each of the agent's rows carried to peers at `nowMs` (for `shared` cuts). */
+  private markSent(block: number, nowMs: number): void {
+    const cells = this.blocks.cells;
+    const limits = this.policyOf(block).limits.length;
+    for (let i = 0; i < limits; i++) {
+      const at = rowAt(block, i);
+      cells[at + SH_SENT_MS] = nowMs;
+      cells[at + SH_SENT_MARK] = cells[at + OWN_CONSUMED] as number;
+    }
   }
 
   /** Agents waiting in a change feed (an upper bound: evicted agents leave stale entries). */

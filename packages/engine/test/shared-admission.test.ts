@@ -215,17 +215,17 @@ describe('shared admission', () => {
     return worstExcess(admissions, s.capacity, s.refillPerSecond / 1000);
   }
 
-  it('over-admits at most one bucket (C + r·L) beyond an exact bucket under sync delay, whatever R', () => {
+  it('over-admits at most a quarter bucket (C + r·L)/4 beyond an exact bucket under sync delay, whatever R', () => {
     fc.assert(
       fc.property(scenario, (s) => {
         const r = s.refillPerSecond / 1000;
         const delay = Math.floor(s.delayFraction * s.syncMs);
         const shared = runFleet(s, 'shared');
-        // docs/replication.md: one bucket's worth (C + r·L', L' = sync interval + delay) beyond
-        // an exact bucket whatever R, where optimistic allows (R − 1)·(C + r·L'); plus one
-        // request per replica that is larger than a whole share (admitted on a full share).
-        // Measured, not proven: 300 random fleets peaked at 0.81·(C + r·L') + R·maxCost.
-        const bound = s.capacity + r * (s.syncMs + delay) + s.replicas * s.maxCost;
+        // docs/replication.md: a quarter bucket (C + r·L')/4 beyond an exact bucket whatever R
+        // (L' = sync interval + delay), where optimistic allows (R − 1)·(C + r·L'); plus one
+        // request per replica larger than a whole share (admitted on a full share). Measured,
+        // not proven: 400 random fleets peaked at 0.098·(C + r·L') + R·maxCost.
+        const bound = (s.capacity + r * (s.syncMs + delay)) / 4 + s.replicas * s.maxCost;
         expect(shared).toBeLessThanOrEqual(bound + 1e-6);
       }),
       { numRuns: 60 },
