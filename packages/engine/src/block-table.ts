@@ -33,26 +33,7 @@ export const PARAMS = 6;
 export const USED = 7;
 /** `USED` as of the last activity ranking. */
 export const USED_AT_RANK = 8;
-/**
- * `shared` admission (docs/replication.md): this replica's share of the bucket, a small local
- * token bucket of capacity `weight·C` and refill `weight·r` that is re-cut from what remains
- * each time the fleet's sync point advances. Local bookkeeping, never replicated.
- */
-/** Tokens left in the share as of `SH_AT` (may be negative after an oversized request). */
-export const SH_LEVEL = 9;
-/** When `SH_LEVEL` was last brought up to date. */
-export const SH_AT = 10;
-/** This replica's weight in (0, 1]; 0 = no share cut yet. */
-export const SH_WEIGHT = 11;
-/** Sync point the share was cut at (`-Infinity` when cut before any sync point). */
-export const SH_WINDOW = 12;
-/** When the share was cut, and this replica's own consumed counter at that moment. */
-export const SH_CUT_MS = 13;
-export const SH_MARK = 14;
-/** When this row was last drained for replication, and the own consumed counter it carried. */
-export const SH_SENT_MS = 15;
-export const SH_SENT_MARK = 16;
-export const STRIDE = 17;
+export const STRIDE = 9;
 
 /** Offset of limit `i`'s row in the block at `block`. */
 export function rowAt(block: number, i: number): number {

@@ -35,14 +35,6 @@ import {
   REMOTE_USED,
   REVISION,
   rowAt,
-  SH_AT,
-  SH_CUT_MS,
-  SH_LEVEL,
-  SH_MARK,
-  SH_SENT_MARK,
-  SH_SENT_MS,
-  SH_WEIGHT,
-  SH_WINDOW,
   STRIDE,
   USED,
   USED_AT_RANK,
@@ -134,6 +126,30 @@ const TOP = 8;
 const ACTIVITY_DECAY = 0.5;
 const DEFAULT_IDLE_EVICT_MS = 15 * 60_000;
 
+/**
+ * `shared` admission state of one bucket row (docs/replication.md): this replica's share, a
+ * small local bucket of capacity `weight·C` refilled at `weight·r`, re-cut from what remains
+ * each time the fleet sync point moves. Local bookkeeping, never replicated; it exists only for
+ * rows checked in `shared` mode while the replica has peers, so a lone replica and idle agents
+ * pay nothing for it.
+ */
+class Share {
+  /** Tokens left in the share as of `at` (negative after a request larger than the share). */
+  level = 0;
+  /** When `level` was last brought up to date. */
+  at = 0;
+  /** This replica's weight in (0, 1]; 0 = no share cut yet. */
+  weight = 0;
+  /** The sync point the share was cut at. */
+  window = Number.NEGATIVE_INFINITY;
+  /** When the share was cut, and our own consumed counter then. */
+  cutMs = Number.POSITIVE_INFINITY;
+  mark = 0;
+  /** When the row was last drained for replication, and our own consumed counter it carried. */
+  sentMs = Number.POSITIVE_INFINITY;
+  sentMark = 0;
+}
+
 /** A peer's slot counters, plus the node that writes them (for `shared` weights). */
 type RemoteSlots = Map<string, { consumed: number; refunded: number; readonly node: string }>;
 
@@ -175,8 +191,11 @@ export class Limiter {
   private evictCursor: Iterator<[string, number]> | undefined;
   /** Per-limit scratch for a check: uncapped tokens computed in the first pass. */
   private readonly scratch = new Float64Array(64);
-  /** Per-limit scratch for a check: the `shared` level computed in the first pass. */
+  /** Per-limit scratch for a check: the `shared` level computed in the first pass, and its row's state. */
   private readonly shareScratch = new Float64Array(64);
+  private readonly shareRows: (Share | undefined)[] = new Array(64).fill(undefined);
+  /** `shared` state by bucket row offset; only rows checked in `shared` mode with peers. */
+  private readonly shares = new Map<number, Share>();
   /** Replicas sharing every limit: this one plus the live peers. 1 = no share logic at all. */
   private replicaCount = 1;
   /** Live peers → latest send time up to which all their charges are merged here. */
@@ -385,8 +404,9 @@ export class Limiter {
       cells[at + OWN_CONSUMED] = (cells[at + OWN_CONSUMED] as number) + c;
       cells[at + USED] = (cells[at + USED] as number) + c;
       if (sharing && limit.mode === 'shared') {
-        cells[at + SH_LEVEL] = (this.shareScratch[i] as number) - c;
-        cells[at + SH_AT] = nowMs;
+        const share = this.shareRows[i] as Share;
+        share.level = (this.shareScratch[i] as number) - c;
+        share.at = nowMs;
       }
     }
     this.touch(block, nowMs);
@@ -417,68 +437,64 @@ export class Limiter {
     nowMs: number,
     i: number,
   ): number {
-    const level = this.shareLevel(at, limit, raw, nowMs);
+    let share = this.shares.get(at);
+    if (share === undefined) {
+      share = new Share();
+      this.shares.set(at, share);
+    }
+    this.shareRows[i] = share;
+    const level = this.shareLevel(share, at, limit, raw, nowMs);
     this.shareScratch[i] = level;
     if (c <= level + ADMISSION_EPSILON) return -1;
-    const cells = this.blocks.cells;
-    const weight = cells[at + SH_WEIGHT] as number;
-    const cap = weight * limit.capacityTokens;
+    const cap = share.weight * limit.capacityTokens;
     // A cost above the whole share could never pass until a new cut: let a full share take it
     // (the share goes into debt and refills), as a lone replica's full bucket would.
     if (c > cap && level >= cap - ADMISSION_EPSILON) return -1;
     const missing = Math.min(c, cap) - level;
-    return Math.max(1, Math.ceil(missing / (weight * limit.refillPerMs)));
+    return Math.max(1, Math.ceil(missing / (share.weight * limit.refillPerMs)));
   }
 
   /**
    * This replica's share level of the row at `at` as of `nowMs`. Between cuts the share refills
    * at `weight · r` up to `weight · C`. A new share is cut when the sync point moved past the
-   * last cut: as `weight · pool − x`, where `x` is what this replica charged since the last cut
-   * and `pool = min(C, raw + x)` is what remains if those charges are set aside. Peers count
-   * our charges since the sync point as still available (they have not seen them), so they
-   * must come out of our share, not out of the pool we split; the last cut happened before the
-   * sync point, so `x` covers them (docs/replication.md, "Consistent cuts").
+   * last cut: as `weight · pool − x`, where `x` is what this replica charged since a moment at
+   * or before the sync point and `pool = min(C, raw + x)` is what remains with those charges
+   * set aside. Peers count our charges made after the sync point as still available (they have
+   * not seen them), so they must come out of our share, not out of the pool we all split
+   * (docs/replication.md, "Consistent cuts").
    */
-  private shareLevel(at: number, limit: Limit, raw: number, nowMs: number): number {
-    const cells = this.blocks.cells;
-    let weight = cells[at + SH_WEIGHT] as number;
+  private shareLevel(share: Share, at: number, limit: Limit, raw: number, nowMs: number): number {
     const sync = this.syncPoint;
-    if (weight === 0 || (cells[at + SH_WINDOW] as number) < sync) {
-      const own = cells[at + OWN_CONSUMED] as number;
-      // Our consumed counter at some moment at or before the sync point, as late as we know
-      // one: at the last drain for replication (what peers have seen) or at the last cut.
+    if (share.weight === 0 || share.window < sync) {
+      const own = this.blocks.cells[at + OWN_CONSUMED] as number;
+      // Our consumed counter at a moment at or before the sync point, as late as we know one:
+      // at the last drain for replication (what peers have seen) or at the last cut.
       let mark = Number.NEGATIVE_INFINITY;
-      if ((cells[at + SH_SENT_MS] as number) <= sync) mark = cells[at + SH_SENT_MARK] as number;
-      if ((cells[at + SH_CUT_MS] as number) <= sync) {
-        mark = Math.max(mark, cells[at + SH_MARK] as number);
-      }
-      // None yet: the first cut sets nothing aside; otherwise wait for the sync point to pass
-      // the last cut, keeping the current share meanwhile.
-      if (weight === 0) mark = own;
-      else if (mark === Number.NEGATIVE_INFINITY)
-        return this.refilledShare(at, limit, weight, nowMs);
+      if (share.sentMs <= sync) mark = share.sentMark;
+      if (share.cutMs <= sync && share.mark > mark) mark = share.mark;
+      // The first cut sets nothing aside. Without a usable mark, keep the current share until
+      // the sync point passes the last cut.
+      if (share.weight === 0) mark = own;
+      else if (mark === Number.NEGATIVE_INFINITY) return this.refilledShare(share, limit, nowMs);
       const since = own > mark ? own - mark : 0;
-      weight = this.shareWeight(at);
+      const weight = this.shareWeight(at);
       const pool = Math.min(raw + since, limit.capacityTokens);
-      const level = pool > 0 ? weight * pool - since : -since;
-      cells[at + SH_WEIGHT] = weight;
-      cells[at + SH_WINDOW] = sync;
-      cells[at + SH_CUT_MS] = nowMs;
-      cells[at + SH_MARK] = own;
-      cells[at + SH_AT] = nowMs;
-      cells[at + SH_LEVEL] = level;
-      return level;
+      share.weight = weight;
+      share.window = sync;
+      share.cutMs = nowMs;
+      share.mark = own;
+      share.at = nowMs;
+      share.level = pool > 0 ? weight * pool - since : -since;
+      return share.level;
     }
-    return this.refilledShare(at, limit, weight, nowMs);
+    return this.refilledShare(share, limit, nowMs);
   }
 
   /** The share level as of `nowMs`: refilled at `weight · r` since it was last updated, capped. */
-  private refilledShare(at: number, limit: Limit, weight: number, nowMs: number): number {
-    const cells = this.blocks.cells;
-    const since = nowMs - (cells[at + SH_AT] as number);
-    const level =
-      (cells[at + SH_LEVEL] as number) + (since > 0 ? weight * limit.refillPerMs * since : 0);
-    return Math.min(level, weight * limit.capacityTokens);
+  private refilledShare(share: Share, limit: Limit, nowMs: number): number {
+    const since = nowMs - share.at;
+    const level = share.level + (since > 0 ? share.weight * limit.refillPerMs * since : 0);
+    return Math.min(level, share.weight * limit.capacityTokens);
   }
 
   /**
@@ -514,20 +530,19 @@ export class Limiter {
   shareStatus(agentId: string, nowMs: number): ShareStatus[] {
     const block = this.index.get(agentId);
     if (block === undefined || this.replicaCount <= 1) return [];
-    const cells = this.blocks.cells;
     const limits = this.policyOf(block).limits;
     const out: ShareStatus[] = [];
     for (let i = 0; i < limits.length; i++) {
       const limit = limits[i] as Limit;
       if (limit.mode !== 'shared') continue;
       const at = rowAt(block, i);
-      const level = this.shareLevel(at, limit, this.uncapped(at, limit, nowMs), nowMs);
-      out.push({
-        limit,
-        weight: cells[at + SH_WEIGHT] as number,
-        level,
-        cutAtSyncPoint: cells[at + SH_WINDOW] as number,
-      });
+      let share = this.shares.get(at);
+      if (share === undefined) {
+        share = new Share();
+        this.shares.set(at, share);
+      }
+      const level = this.shareLevel(share, at, limit, this.uncapped(at, limit, nowMs), nowMs);
+      out.push({ limit, weight: share.weight, level, cutAtSyncPoint: share.window });
     }
     return out;
   }
@@ -651,7 +666,7 @@ export class Limiter {
       const flags = cells[block + H_FLAGS] as number;
       if ((flags & bit) === 0) continue;
       cells[block + H_FLAGS] = flags & ~bit;
-      if (feed === 'replication') this.markSent(block, nowMs);
+      if (feed === 'replication' && this.shares.size > 0) this.markSent(block, nowMs);
       this.exportBlock(block, nowMs, out);
       taken++;
     }
@@ -661,12 +676,13 @@ export class Limiter {
 
   /** Remembers what each of the agent's rows carried to peers at `nowMs` (for `shared` cuts). */
   private markSent(block: number, nowMs: number): void {
-    const cells = this.blocks.cells;
     const limits = this.policyOf(block).limits.length;
     for (let i = 0; i < limits; i++) {
       const at = rowAt(block, i);
-      cells[at + SH_SENT_MS] = nowMs;
-      cells[at + SH_SENT_MARK] = cells[at + OWN_CONSUMED] as number;
+      const share = this.shares.get(at);
+      if (share === undefined) continue;
+      share.sentMs = nowMs;
+      share.sentMark = this.blocks.cells[at + OWN_CONSUMED] as number;
     }
   }
 
@@ -939,7 +955,10 @@ export class Limiter {
     const policyId = cells[block + H_POLICY] as number;
     const limits = this.policies.get(policyId).limits.length;
     this.foldUsage(block, this.policies.get(policyId).limits);
-    for (let i = 0; i < limits; i++) this.remote.delete(rowAt(block, i));
+    for (let i = 0; i < limits; i++) {
+      this.remote.delete(rowAt(block, i));
+      this.shares.delete(rowAt(block, i));
+    }
     this.policies.release(policyId);
     this.blocks.release(block, limits);
     this.index.delete(agentId);
@@ -1044,6 +1063,7 @@ export class Limiter {
           kind: 'keep' as const,
           row: cells.slice(at, at + STRIDE),
           remote: this.remote.get(at),
+          share: this.shares.get(at),
         };
       }
       // The tokens the agent was missing stay missing, one revision up (core `rebase`).
@@ -1056,7 +1076,10 @@ export class Limiter {
         usedAtRank,
       };
     });
-    for (let j = 0; j < old.limits.length; j++) this.remote.delete(rowAt(block, j));
+    for (let j = 0; j < old.limits.length; j++) {
+      this.remote.delete(rowAt(block, j));
+      this.shares.delete(rowAt(block, j));
+    }
     this.blocks.release(block, old.limits.length);
     this.policies.release(oldPolicyId);
     const moved = this.blocks.allocate(policy.limits.length);
@@ -1069,6 +1092,7 @@ export class Limiter {
       if (c.kind === 'keep') {
         next.set(c.row, at);
         if (c.remote !== undefined) this.remote.set(at, c.remote);
+        if (c.share !== undefined) this.shares.set(at, c.share);
       } else {
         next[at + EPOCH] = nowMs;
         next[at + PARAMS] = (policy.limits[i] as Limit).fingerprint;
