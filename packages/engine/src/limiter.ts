@@ -35,11 +35,23 @@ import {
   REMOTE_USED,
   REVISION,
   rowAt,
+  SHARE,
   STRIDE,
   USED,
   USED_AT_RANK,
 } from './block-table.js';
 import { PolicyTable } from './policy-table.js';
+import {
+  S_AT,
+  S_CUT_MS,
+  S_LEVEL,
+  S_MARK,
+  S_SENT_MARK,
+  S_SENT_MS,
+  S_WEIGHT,
+  S_WINDOW,
+  ShareTable,
+} from './share-table.js';
 import { TopHeap } from './top-heap.js';
 import type {
   AgentStatus,
@@ -126,30 +138,6 @@ const TOP = 8;
 const ACTIVITY_DECAY = 0.5;
 const DEFAULT_IDLE_EVICT_MS = 15 * 60_000;
 
-/**
- * `shared` admission state of one bucket row (docs/replication.md): this replica's share, a
- * small local bucket of capacity `weight·C` refilled at `weight·r`, re-cut from what remains
- * each time the fleet sync point moves. Local bookkeeping, never replicated; it exists only for
- * rows checked in `shared` mode while the replica has peers, so a lone replica and idle agents
- * pay nothing for it.
- */
-class Share {
-  /** Tokens left in the share as of `at` (negative after a request larger than the share). */
-  level = 0;
-  /** When `level` was last brought up to date. */
-  at = 0;
-  /** This replica's weight in (0, 1]; 0 = no share cut yet. */
-  weight = 0;
-  /** The sync point the share was cut at. */
-  window = Number.NEGATIVE_INFINITY;
-  /** When the share was cut, and our own consumed counter then. */
-  cutMs = Number.POSITIVE_INFINITY;
-  mark = 0;
-  /** When the row was last drained for replication, and our own consumed counter it carried. */
-  sentMs = Number.POSITIVE_INFINITY;
-  sentMark = 0;
-}
-
 /** A peer's slot counters, plus the node that writes them (for `shared` weights). */
 type RemoteSlots = Map<string, { consumed: number; refunded: number; readonly node: string }>;
 
@@ -193,9 +181,8 @@ export class Limiter {
   private readonly scratch = new Float64Array(64);
   /** Per-limit scratch for a check: the `shared` level computed in the first pass, and its row's state. */
   private readonly shareScratch = new Float64Array(64);
-  private readonly shareRows: (Share | undefined)[] = new Array(64).fill(undefined);
-  /** `shared` state by bucket row offset; only rows checked in `shared` mode with peers. */
-  private readonly shares = new Map<number, Share>();
+  /** `shared` state of rows checked in `shared` mode with peers (docs/replication.md). */
+  private readonly shares = new ShareTable();
   /** Replicas sharing every limit: this one plus the live peers. 1 = no share logic at all. */
   private replicaCount = 1;
   /** Live peers → latest send time up to which all their charges are merged here. */
@@ -404,9 +391,10 @@ export class Limiter {
       cells[at + OWN_CONSUMED] = (cells[at + OWN_CONSUMED] as number) + c;
       cells[at + USED] = (cells[at + USED] as number) + c;
       if (sharing && limit.mode === 'shared') {
-        const share = this.shareRows[i] as Share;
-        share.level = (this.shareScratch[i] as number) - c;
-        share.at = nowMs;
+        const sh = (cells[at + SHARE] as number) - 1;
+        const shareCells = this.shares.cells;
+        shareCells[sh + S_LEVEL] = (this.shareScratch[i] as number) - c;
+        shareCells[sh + S_AT] = nowMs;
       }
     }
     this.touch(block, nowMs);
@@ -437,64 +425,77 @@ export class Limiter {
     nowMs: number,
     i: number,
   ): number {
-    let share = this.shares.get(at);
-    if (share === undefined) {
-      share = new Share();
-      this.shares.set(at, share);
-    }
-    this.shareRows[i] = share;
-    const level = this.shareLevel(share, at, limit, raw, nowMs);
+    const sh = this.shareSlot(at);
+    const level = this.shareLevel(sh, at, limit, raw, nowMs);
     this.shareScratch[i] = level;
     if (c <= level + ADMISSION_EPSILON) return -1;
-    const cap = share.weight * limit.capacityTokens;
+    const weight = this.shares.cells[sh + S_WEIGHT] as number;
+    const cap = weight * limit.capacityTokens;
     // A cost above the whole share could never pass until a new cut: let a full share take it
     // (the share goes into debt and refills), as a lone replica's full bucket would.
     if (c > cap && level >= cap - ADMISSION_EPSILON) return -1;
     const missing = Math.min(c, cap) - level;
-    return Math.max(1, Math.ceil(missing / (share.weight * limit.refillPerMs)));
+    return Math.max(1, Math.ceil(missing / (weight * limit.refillPerMs)));
+  }
+
+  /** The share-table slot of the row at `at`, allocated on first use. */
+  private shareSlot(at: number): number {
+    const cells = this.blocks.cells;
+    const ref = cells[at + SHARE] as number;
+    if (ref > 0) return ref - 1;
+    const sh = this.shares.allocate();
+    cells[at + SHARE] = sh + 1;
+    return sh;
   }
 
   /**
-   * This replica's share level of the row at `at` as of `nowMs`. Between cuts the share refills
-   * at `weight · r` up to `weight · C`. A new share is cut when the sync point moved past the
-   * last cut: as `weight · pool − x`, where `x` is what this replica charged since a moment at
-   * or before the sync point and `pool = min(C, raw + x)` is what remains with those charges
-   * set aside. Peers count our charges made after the sync point as still available (they have
-   * not seen them), so they must come out of our share, not out of the pool we all split
-   * (docs/replication.md, "Consistent cuts").
+   * This replica's share level of the row at `at` (share slot `sh`) as of `nowMs`. Between
+   * cuts the share refills at `weight · r` up to `weight · C`. A new share is cut when the sync
+   * point moved past the last cut: as `weight · pool − x`, where `x` is what this replica
+   * charged since a moment at or before the sync point and `pool = min(C, raw + x)` is what
+   * remains with those charges set aside. Peers count our charges made after the sync point as
+   * still available (they have not seen them), so they must come out of our share, not out of
+   * the pool we all split (docs/replication.md, "Consistent cuts").
    */
-  private shareLevel(share: Share, at: number, limit: Limit, raw: number, nowMs: number): number {
+  private shareLevel(sh: number, at: number, limit: Limit, raw: number, nowMs: number): number {
+    const s = this.shares.cells;
     const sync = this.syncPoint;
-    if (share.weight === 0 || share.window < sync) {
+    if (s[sh + S_WEIGHT] === 0 || (s[sh + S_WINDOW] as number) < sync) {
       const own = this.blocks.cells[at + OWN_CONSUMED] as number;
       // Our consumed counter at a moment at or before the sync point, as late as we know one:
       // at the last drain for replication (what peers have seen) or at the last cut.
       let mark = Number.NEGATIVE_INFINITY;
-      if (share.sentMs <= sync) mark = share.sentMark;
-      if (share.cutMs <= sync && share.mark > mark) mark = share.mark;
+      if ((s[sh + S_SENT_MS] as number) <= sync) mark = s[sh + S_SENT_MARK] as number;
+      if ((s[sh + S_CUT_MS] as number) <= sync && (s[sh + S_MARK] as number) > mark) {
+        mark = s[sh + S_MARK] as number;
+      }
       // The first cut sets nothing aside. Without a usable mark, keep the current share until
       // the sync point passes the last cut.
-      if (share.weight === 0) mark = own;
-      else if (mark === Number.NEGATIVE_INFINITY) return this.refilledShare(share, limit, nowMs);
+      if (s[sh + S_WEIGHT] === 0) mark = own;
+      else if (mark === Number.NEGATIVE_INFINITY) return this.refilledShare(sh, limit, nowMs);
       const since = own > mark ? own - mark : 0;
       const weight = this.shareWeight(at);
       const pool = Math.min(raw + since, limit.capacityTokens);
-      share.weight = weight;
-      share.window = sync;
-      share.cutMs = nowMs;
-      share.mark = own;
-      share.at = nowMs;
-      share.level = pool > 0 ? weight * pool - since : -since;
-      return share.level;
+      const level = pool > 0 ? weight * pool - since : -since;
+      s[sh + S_WEIGHT] = weight;
+      s[sh + S_WINDOW] = sync;
+      s[sh + S_CUT_MS] = nowMs;
+      s[sh + S_MARK] = own;
+      s[sh + S_AT] = nowMs;
+      s[sh + S_LEVEL] = level;
+      return level;
     }
-    return this.refilledShare(share, limit, nowMs);
+    return this.refilledShare(sh, limit, nowMs);
   }
 
   /** The share level as of `nowMs`: refilled at `weight · r` since it was last updated, capped. */
-  private refilledShare(share: Share, limit: Limit, nowMs: number): number {
-    const since = nowMs - share.at;
-    const level = share.level + (since > 0 ? share.weight * limit.refillPerMs * since : 0);
-    return Math.min(level, share.weight * limit.capacityTokens);
+  private refilledShare(sh: number, limit: Limit, nowMs: number): number {
+    const s = this.shares.cells;
+    const weight = s[sh + S_WEIGHT] as number;
+    const since = nowMs - (s[sh + S_AT] as number);
+    const level =
+      (s[sh + S_LEVEL] as number) + (since > 0 ? weight * limit.refillPerMs * since : 0);
+    return Math.min(level, weight * limit.capacityTokens);
   }
 
   /**
@@ -536,13 +537,15 @@ export class Limiter {
       const limit = limits[i] as Limit;
       if (limit.mode !== 'shared') continue;
       const at = rowAt(block, i);
-      let share = this.shares.get(at);
-      if (share === undefined) {
-        share = new Share();
-        this.shares.set(at, share);
-      }
-      const level = this.shareLevel(share, at, limit, this.uncapped(at, limit, nowMs), nowMs);
-      out.push({ limit, weight: share.weight, level, cutAtSyncPoint: share.window });
+      const sh = this.shareSlot(at);
+      const level = this.shareLevel(sh, at, limit, this.uncapped(at, limit, nowMs), nowMs);
+      const s = this.shares.cells;
+      out.push({
+        limit,
+        weight: s[sh + S_WEIGHT] as number,
+        level,
+        cutAtSyncPoint: s[sh + S_WINDOW] as number,
+      });
     }
     return out;
   }
@@ -666,7 +669,7 @@ export class Limiter {
       const flags = cells[block + H_FLAGS] as number;
       if ((flags & bit) === 0) continue;
       cells[block + H_FLAGS] = flags & ~bit;
-      if (feed === 'replication' && this.shares.size > 0) this.markSent(block, nowMs);
+      if (feed === 'replication' && this.replicaCount > 1) this.markSent(block, nowMs);
       this.exportBlock(block, nowMs, out);
       taken++;
     }
@@ -674,15 +677,25 @@ export class Limiter {
     return out;
   }
 
+  /** Frees the share slot of the row at `at`, if it has one. */
+  private releaseShare(at: number): void {
+    const ref = this.blocks.cells[at + SHARE] as number;
+    if (ref > 0) {
+      this.shares.release(ref - 1);
+      this.blocks.cells[at + SHARE] = 0;
+    }
+  }
+
   /** Remembers what each of the agent's rows carried to peers at `nowMs` (for `shared` cuts). */
   private markSent(block: number, nowMs: number): void {
     const limits = this.policyOf(block).limits.length;
     for (let i = 0; i < limits; i++) {
       const at = rowAt(block, i);
-      const share = this.shares.get(at);
-      if (share === undefined) continue;
-      share.sentMs = nowMs;
-      share.sentMark = this.blocks.cells[at + OWN_CONSUMED] as number;
+      const ref = this.blocks.cells[at + SHARE] as number;
+      if (ref === 0) continue;
+      const s = this.shares.cells;
+      s[ref - 1 + S_SENT_MS] = nowMs;
+      s[ref - 1 + S_SENT_MARK] = this.blocks.cells[at + OWN_CONSUMED] as number;
     }
   }
 
@@ -957,7 +970,7 @@ export class Limiter {
     this.foldUsage(block, this.policies.get(policyId).limits);
     for (let i = 0; i < limits; i++) {
       this.remote.delete(rowAt(block, i));
-      this.shares.delete(rowAt(block, i));
+      this.releaseShare(rowAt(block, i));
     }
     this.policies.release(policyId);
     this.blocks.release(block, limits);
@@ -1061,9 +1074,9 @@ export class Limiter {
       if (cells[at + PARAMS] === limit.fingerprint) {
         return {
           kind: 'keep' as const,
+          from: j,
           row: cells.slice(at, at + STRIDE),
           remote: this.remote.get(at),
-          share: this.shares.get(at),
         };
       }
       // The tokens the agent was missing stay missing, one revision up (core `rebase`).
@@ -1078,7 +1091,9 @@ export class Limiter {
     });
     for (let j = 0; j < old.limits.length; j++) {
       this.remote.delete(rowAt(block, j));
-      this.shares.delete(rowAt(block, j));
+      // A kept row carries its share slot in its copied cells; the others give theirs back.
+      const kept = carried.some((c) => c.kind === 'keep' && c.from === j);
+      if (!kept) this.releaseShare(rowAt(block, j));
     }
     this.blocks.release(block, old.limits.length);
     this.policies.release(oldPolicyId);
@@ -1092,7 +1107,6 @@ export class Limiter {
       if (c.kind === 'keep') {
         next.set(c.row, at);
         if (c.remote !== undefined) this.remote.set(at, c.remote);
-        if (c.share !== undefined) this.shares.set(at, c.share);
       } else {
         next[at + EPOCH] = nowMs;
         next[at + PARAMS] = (policy.limits[i] as Limit).fingerprint;
