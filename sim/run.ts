@@ -6,6 +6,7 @@
  * --jitter-ms N, --loss P, --duration-s N, --share-floor F; --json prints JSON instead of a
  * table; --write stores the target scenario's numbers in bench/results/replication.json.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,6 +131,14 @@ function main(argv: readonly string[]): number {
   return 0;
 }
 
+function git(args: readonly string[]): string {
+  try {
+    return execFileSync('git', args, { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
 function writeResults(r: SimResult): void {
   const mode = (m: string) => r.modes.find((x) => x.mode === m);
   const shared = mode('shared');
@@ -142,6 +151,8 @@ function writeResults(r: SimResult): void {
     benchmark: 'replication',
     date: new Date().toISOString(),
     command: `npm run sim -- ${TARGET} --write`,
+    git_commit: git(['rev-parse', '--short=12', 'HEAD']),
+    code_modified_vs_commit: git(['status', '--porcelain', 'packages', 'sim']) !== '',
     scenario: TARGET,
     seed: r.scenario.seed,
     replicas: r.scenario.replicas,

@@ -231,4 +231,39 @@ describe('shared admission', () => {
       { numRuns: 60 },
     );
   });
+
+  it('tracks the sync point as the oldest peer heard from, and only for peers in the set', () => {
+    const [a] = fleetOf(3, 10, 1);
+    if (a === undefined) throw new Error('no replica');
+    expect(a.replicas).toBe(3);
+    expect(a.syncPointMs).toBe(Number.NEGATIVE_INFINITY);
+    expect(a.peerHeardFrom('r1', 100)).toBe(true);
+    expect(a.syncPointMs).toBe(Number.NEGATIVE_INFINITY);
+    expect(a.peerHeardFrom('r2', 50)).toBe(true);
+    expect(a.syncPointMs).toBe(50);
+    expect(a.peerHeardFrom('r2', 40)).toBe(true); // never backwards
+    expect(a.syncPointMs).toBe(50);
+    expect(a.peerHeardFrom('stranger', 500)).toBe(false);
+    a.setPeers(['r1', 'r0']); // r2 is gone for good; r0 is this replica
+    expect(a.replicas).toBe(2);
+    expect(a.syncPointMs).toBe(100);
+    a.setPeers([]);
+    expect(a.replicas).toBe(1);
+    expect(a.syncPointMs).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it('a replica cut off from its peers keeps to its last share, refilled at its weight', () => {
+    // Capacity 100, 10/s, 4 replicas that never hear from each other: each is held to a
+    // quarter of the bucket and of its refill, so together they cannot pass one exact bucket.
+    const fleet = fleetOf(4, 100, 10);
+    const durationMs = 60_000;
+    let admitted = 0;
+    for (let t = 0; t < durationMs; t += 5) {
+      for (const r of fleet) if (r.check('agent', 1, t).allowed) admitted++;
+    }
+    const exact = 100 + (10 * durationMs) / 1000;
+    expect(admitted).toBeLessThanOrEqual(exact);
+    expect(admitted).toBeGreaterThanOrEqual(exact - 4);
+    for (const r of fleet) expect(r.shareStatus('agent', durationMs)[0]?.weight).toBe(0.25);
+  });
 });
