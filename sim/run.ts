@@ -3,8 +3,8 @@
  * prints over-admission and utilisation per admission mode. docs/replication-sim.md.
  *
  * Flags override the scenario: --seed N, --replicas N, --sync-ms N, --delay-ms N,
- * --jitter-ms N, --loss P, --duration-s N, --share-floor F; --json prints JSON instead of a
- * table; --write stores the target scenario's numbers in bench/results/replication.json.
+ * --jitter-ms N, --loss P, --duration-s N, --share-floor F, --aligned / --unaligned; --json prints JSON instead of a
+ * table; --timeline adds agent 0's admissions per second per mode; --write stores the target scenario's numbers in bench/results/replication.json.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -28,7 +28,8 @@ const NUMERIC_FLAGS = [
 function usage(): string {
   return [
     'Usage: npm run sim -- <scenario|all|list> [--seed N] [--replicas N] [--sync-ms N]',
-    '       [--delay-ms N] [--jitter-ms N] [--loss P] [--duration-s N] [--share-floor F] [--json] [--write]',
+    '       [--delay-ms N] [--jitter-ms N] [--loss P] [--duration-s N] [--share-floor F]',
+    '       [--aligned|--unaligned] [--timeline] [--json] [--write]',
     `Scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}`,
   ].join('\n');
 }
@@ -70,6 +71,15 @@ export function table(results: readonly SimResult[]): string {
   return [header, '| --- | --- | ---: | ---: | ---: | ---: | ---: |', ...rows].join('\n');
 }
 
+/** Agent 0's admissions per second, one column per mode. */
+export function timelineOf(r: SimResult): string {
+  const header = `| ${r.scenario.name}: second | ${r.modes.map((m) => m.mode).join(' | ')} |`;
+  const rows = (r.modes[0]?.agent0PerSecond ?? []).map(
+    (_, s) => `| ${s} | ${r.modes.map((m) => m.agent0PerSecond[s] ?? 0).join(' | ')} |`,
+  );
+  return [header, `| ---: |${r.modes.map(() => ' ---: |').join('')}`, ...rows].join('\n');
+}
+
 function main(argv: readonly string[]): number {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h') {
@@ -83,12 +93,14 @@ function main(argv: readonly string[]): number {
   const flags = new Map<string, number>();
   let json = false;
   let write = false;
+  let timeline = false;
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i] as string;
     if (arg === '--json') json = true;
     else if (arg === '--aligned') flags.set(arg, 1);
     else if (arg === '--unaligned') flags.set(arg, 0);
     else if (arg === '--write') write = true;
+    else if (arg === '--timeline') timeline = true;
     else if ((NUMERIC_FLAGS as readonly string[]).includes(arg) && i + 1 < rest.length) {
       const value = Number(rest[++i]);
       if (!Number.isFinite(value)) {
@@ -120,6 +132,7 @@ function main(argv: readonly string[]): number {
   }
   if (json) console.log(JSON.stringify(results, null, 2));
   else console.log(table(results));
+  if (timeline && !json) for (const r of results) console.log(`\n${timelineOf(r)}`);
   if (write) {
     const target = results.find((r) => r.scenario.name === TARGET);
     if (target === undefined || flags.size > 0) {

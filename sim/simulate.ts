@@ -71,6 +71,8 @@ export interface ModeResult {
   readonly syncLagP99Ms: number;
   readonly messages: number;
   readonly lost: number;
+  /** Requests of agent 0 (the hot or top-ranked agent) admitted in each second of the run. */
+  readonly agent0PerSecond: readonly number[];
 }
 
 export interface SimResult {
@@ -144,12 +146,15 @@ function runExact(spec: ScenarioSpec, arrivals: Arrivals, ids: readonly string[]
     defaultPolicy: policyOf(spec, 'shared'),
   });
   const perAgent = new Float64Array(ids.length);
+  const agent0 = new Array<number>(Math.ceil(spec.durationMs / 1000)).fill(0);
   let admitted = 0;
   for (let i = 0; i < arrivals.count; i++) {
     const agent = arrivals.agent[i] as number;
-    if (one.check(ids[agent] as string, 1, arrivals.t[i] as number).allowed) {
+    const t = arrivals.t[i] as number;
+    if (one.check(ids[agent] as string, 1, t).allowed) {
       admitted++;
       perAgent[agent] = (perAgent[agent] as number) + 1;
+      if (agent === 0) countSecond(agent0, t);
     }
   }
   return {
@@ -164,6 +169,7 @@ function runExact(spec: ScenarioSpec, arrivals: Arrivals, ids: readonly string[]
       syncLagP99Ms: 0,
       messages: 0,
       lost: 0,
+      agent0PerSecond: agent0,
     },
   };
 }
@@ -255,6 +261,7 @@ function runFleet(
   };
 
   const perAgent = new Float64Array(ids.length);
+  const agent0 = new Array<number>(Math.ceil(spec.durationMs / 1000)).fill(0);
   const admittedT: number[] = [];
   const admittedAgent: number[] = [];
   let admitted = 0;
@@ -274,6 +281,7 @@ function runFleet(
         perAgent[agent] = (perAgent[agent] as number) + 1;
         admittedT.push(at);
         admittedAgent.push(agent);
+        if (agent === 0) countSecond(agent0, at);
       }
     }
     for (let i = 0; i < R; i++) {
@@ -322,6 +330,7 @@ function runFleet(
       syncLagP99Ms: percentile(lags.filter(Number.isFinite), 0.99),
       messages,
       lost,
+      agent0PerSecond: agent0,
     },
   };
 }
@@ -344,6 +353,11 @@ function auditExcess(
     if (!auditor.check(ids[agent[i] as number] as string, 1, t[i] as number).allowed) refused++;
   }
   return refused;
+}
+
+function countSecond(perSecond: number[], tMs: number): void {
+  const s = Math.floor(tMs / 1000);
+  perSecond[s] = (perSecond[s] ?? 0) + 1;
 }
 
 function pct(part: number, whole: number): number {

@@ -83,5 +83,12 @@ describe('replication simulator', () => {
     const r = runScenario(spec);
     expect(mode(r, 'shared').burstExcessPct).toBeLessThan(mode(r, 'optimistic').burstExcessPct);
     expect(mode(r, 'shared').overAdmissionPct).toBeLessThanOrEqual(1);
+    // During the partition the hot agent gets its limit (each side its share), not double.
+    const during = (m: ModeResult) => m.agent0PerSecond.slice(3, 6).reduce((a, b) => a + b, 0);
+    expect(during(mode(r, 'shared'))).toBeLessThanOrEqual(during(mode(r, 'exact')) * 1.05);
+    expect(during(mode(r, 'optimistic'))).toBeGreaterThan(during(mode(r, 'exact')) * 1.5);
+    // After the heal no denial storm: overflow raised on stale views is not double counted.
+    const after = (m: ModeResult) => m.agent0PerSecond.slice(6, 8).reduce((a, b) => a + b, 0);
+    expect(after(mode(r, 'shared'))).toBeGreaterThanOrEqual(after(mode(r, 'exact')) * 0.9);
   });
 });

@@ -1,5 +1,6 @@
 export {
   type ChangeFeed,
+  DEFAULT_MAX_SYNC_LAG_MS,
   DEFAULT_SHARE_FLOOR,
   Limiter,
   type LimiterOptions,

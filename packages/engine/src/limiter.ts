@@ -97,7 +97,18 @@ export interface LimiterOptions {
    * Default {@link DEFAULT_SHARE_FLOOR}. docs/replication.md explains the choice.
    */
   readonly shareFloor?: number;
+  /**
+   * How far the sync point may lag `now` while this replica still counts as hearing its peers
+   * (default {@link DEFAULT_MAX_SYNC_LAG_MS}; a few sync intervals plus delivery). Beyond it,
+   * refill is absorbed into overflow only up to `syncPoint + maxSyncLagMs`, so a replica cut off
+   * from its peers does not raise overflow on a stale view (docs/crdt.md, "Normalising on a
+   * stale view"). Irrelevant without peers.
+   */
+  readonly maxSyncLagMs?: number;
 }
+
+/** Default {@link LimiterOptions.maxSyncLagMs}: ten 100 ms sync intervals. */
+export const DEFAULT_MAX_SYNC_LAG_MS = 1_000;
 
 /**
  * Default part of a `shared` limit's shares that is split equally between replicas; the other
@@ -188,8 +199,9 @@ export class Limiter {
   /** Live peers → latest send time up to which all their charges are merged here. */
   private readonly peerHeard = new Map<string, number>();
   /** min over live peers of `peerHeard`: every charge made before it is known here. */
-  private syncPoint = Number.NEGATIVE_INFINITY;
+  private syncPoint = Number.POSITIVE_INFINITY;
   private readonly shareFloor: number;
+  private readonly maxSyncLagMs: number;
   /** Units charged to agents while outside the top set (plus evicted agents'), by resource. */
   private readonly otherUsed = new Map<string, number>();
   private allowedCount = 0;
@@ -215,6 +227,9 @@ export class Limiter {
       throw new InvalidPolicyError('shareFloor', 'must be a number between 0 and 1');
     }
     this.shareFloor = floor;
+    const lag = options.maxSyncLagMs ?? DEFAULT_MAX_SYNC_LAG_MS;
+    if (!(lag >= 0)) throw new InvalidPolicyError('maxSyncLagMs', 'must be a number >= 0');
+    this.maxSyncLagMs = lag;
     if (options.peers !== undefined) this.setPeers(options.peers);
   }
 
@@ -378,12 +393,15 @@ export class Limiter {
     }
 
     // Pass 2: charge every checked limit. Refill above capacity goes to overflow first, so
-    // tokens banked while the bucket sat full never become spendable.
+    // tokens banked while the bucket sat full never become spendable. Cut off from peers, only
+    // refill up to shortly after the sync point: peers may have spent what looks banked here.
+    const horizon = this.syncPoint + this.maxSyncLagMs;
+    const stale = sharing && horizon < nowMs;
     for (let i = 0; i < limits.length; i++) {
       const limit = limits[i] as Limit;
       if (limitNames !== undefined && !limitNames.includes(limit.name)) continue;
       const at = rowAt(block, i);
-      const raw = scratch[i] as number;
+      const raw = stale ? this.uncapped(at, limit, horizon) : (scratch[i] as number);
       if (raw > limit.capacityTokens) {
         cells[at + OVERFLOW] = (cells[at + OVERFLOW] as number) + (raw - limit.capacityTokens);
       }
@@ -1125,9 +1143,15 @@ export class Limiter {
     return moved;
   }
 
-  /** Raises a row's overflow so it holds no refill above capacity as of `nowMs` (core `normalise`). */
+  /**
+   * Raises a row's overflow so it holds no refill above capacity (core `normalise`) as of
+   * `nowMs`, or as of `syncPoint + maxSyncLagMs` if that is earlier (cut off from peers):
+   * refill that piled up after it may have been spent by peers we have not heard from, and an
+   * overflow raised on it would be counted twice once their charges arrive (docs/crdt.md,
+   * "Normalising on a stale view").
+   */
   private normaliseRow(at: number, limit: Limit, nowMs: number): void {
-    const raw = this.uncapped(at, limit, nowMs);
+    const raw = this.uncapped(at, limit, Math.min(nowMs, this.syncPoint + this.maxSyncLagMs));
     if (raw > limit.capacityTokens) {
       const cells = this.blocks.cells;
       cells[at + OVERFLOW] = (cells[at + OVERFLOW] as number) + (raw - limit.capacityTokens);

@@ -266,4 +266,21 @@ describe('shared admission', () => {
     expect(admitted).toBeGreaterThanOrEqual(exact - 4);
     for (const r of fleet) expect(r.shareStatus('agent', durationMs)[0]?.weight).toBe(0.25);
   });
+
+  it('a replica cut off from its peers does not raise overflow on its stale view (docs/crdt.md hazard)', () => {
+    // C = 10, r = 1/s. a spends 1/s for an hour while b, cut off and idle, charges 1 at the end.
+    // Normalising on b's stale view would set overflow = 3,600 and, merged, leave the fleet
+    // thousands of tokens in debt; only refill up to the sync point may be absorbed, so after
+    // the heal both see what an exact bucket created at a's first charge (t = 1 s) would:
+    // 10 + 3,599 − 3,601 = 8.
+    const [a, b] = fleetOf(2, 10, 1, 'optimistic');
+    if (a === undefined || b === undefined) throw new Error('no fleet');
+    syncAll([a, b], 0);
+    for (let t = 1_000; t <= 3_600_000; t += 1_000)
+      expect(a.check('agent', 1, t).allowed).toBe(true);
+    expect(b.check('agent', 1, 3_600_000).allowed).toBe(true);
+    syncAll([a, b], 3_600_000);
+    for (const r of [a, b])
+      expect(r.peek('agent', 3_600_000).limits[0]?.remaining).toBeCloseTo(8, 6);
+  });
 });
