@@ -294,6 +294,7 @@ export class Limiter {
     for (const at of this.peerHeard.values()) if (at < min) min = at;
     this.syncPoint = min;
   }
+
   /** Decisions made by `check` since the limiter was created (local, for metrics). */
   get decisions(): { readonly allowed: number; readonly denied: number } {
     return { allowed: this.allowedCount, denied: this.deniedCount };
@@ -358,6 +359,7 @@ export class Limiter {
       let wait = -1;
       if (c > available + ADMISSION_EPSILON) {
         wait = msUntilAvailable(limit, available, c);
+        if (sharing) this.shareScratch[i] = Number.POSITIVE_INFINITY; // not the share's doing
       } else if (sharing && limit.mode === 'shared') {
         wait = this.shareWait(rowAt(block, i), limit, raw, c, nowMs, i);
       }

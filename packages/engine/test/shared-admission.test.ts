@@ -283,4 +283,20 @@ describe('shared admission', () => {
     for (const r of [a, b])
       expect(r.peek('agent', 3_600_000).limits[0]?.remaining).toBeCloseTo(8, 6);
   });
+
+  it('a denial by the share reports what the share still holds, and when it will hold enough', () => {
+    // 2 replicas that never hear from each other: each holds half of C = 10, refilled at 0.5/s.
+    const [a] = fleetOf(2, 10, 1);
+    if (a === undefined) throw new Error('no replica');
+    expect(a.check('agent', 5, 0).allowed).toBe(true);
+    const denied = a.check('agent', 1, 0);
+    expect(denied.allowed).toBe(false);
+    expect(denied.remaining).toBeCloseTo(0, 9);
+    expect(denied.retryAfterMs).toBe(2_000);
+    // A denial by the bucket itself (cost above what the view holds) reports the bucket.
+    const tooBig = a.check('agent', 6, 0);
+    expect(tooBig.allowed).toBe(false);
+    expect(tooBig.remaining).toBeCloseTo(5, 9);
+    expect(a.check('agent', 1, 2_000).allowed).toBe(true);
+  });
 });
