@@ -70,6 +70,14 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
   },
   {
     ...BASE,
+    name: 'rehome-5x100ms',
+    description:
+      'sticky (90%), and at 15 s every agent moves to another home replica (a rebalance)',
+    workload: SKEWED,
+    routing: { kind: 'sticky', stickiness: 0.9, rehomeAtMs: 15_000 },
+  },
+  {
+    ...BASE,
     name: 'lossy-5x100ms',
     description:
       'skewed, 10% message loss, 20 ms ± 30 ms delay (sync points wait for anti-entropy)',

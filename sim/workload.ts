@@ -35,8 +35,11 @@ export type WorkloadSpec =
 export type Routing =
   /** A load balancer spreading requests uniformly over replicas. */
   | { readonly kind: 'random' }
-  /** `stickiness` of an agent's requests go to its home replica (agent mod R), the rest anywhere. */
-  | { readonly kind: 'sticky'; readonly stickiness: number };
+  /**
+   * `stickiness` of an agent's requests go to its home replica (agent mod R), the rest anywhere.
+   * From `rehomeAtMs` on, the home is the next replica (agent + 1 mod R): a rebalance.
+   */
+  | { readonly kind: 'sticky'; readonly stickiness: number; readonly rehomeAtMs?: number };
 
 /** Arrivals in time order, as parallel arrays (one entry per request, cost 1). */
 export interface Arrivals {
@@ -99,9 +102,13 @@ export function generateArrivals(
   const replica = new Int32Array(count);
   for (let i = 0; i < count; i++) {
     const agent = agents[i] as number;
+    const moved =
+      routing.kind === 'sticky' &&
+      routing.rehomeAtMs !== undefined &&
+      (times[i] as number) >= routing.rehomeAtMs;
     replica[i] =
       routing.kind === 'sticky' && random() < routing.stickiness
-        ? agent % replicas
+        ? (agent + (moved ? 1 : 0)) % replicas
         : below(random, replicas);
   }
   return { count, t: Float64Array.from(times), agent: Int32Array.from(agents), replica };
