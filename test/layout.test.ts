@@ -41,6 +41,16 @@ describe('repository layout', () => {
     });
   }
 
+  it('the simulator (sim/) drives the engine only through public entries', () => {
+    for (const file of sourceFiles(join(root, 'sim'))) {
+      const text = readFileSync(file, 'utf8');
+      for (const [, target] of text.matchAll(/from '(@openclaw-edge\/[^']+)'/g)) {
+        expect(target, `${file} reaches into ${target}`).toMatch(/^@openclaw-edge\/(core|engine)$/);
+      }
+      expect(text, `${file} imports a package by path`).not.toMatch(/from '(\.\.\/)+packages\//);
+    }
+  });
+
   it('core and rating do no I/O and read no clock', () => {
     for (const file of [
       ...sourceFiles(join(root, 'packages', 'core', 'src')),

@@ -33,7 +33,9 @@ export const PARAMS = 6;
 export const USED = 7;
 /** `USED` as of the last activity ranking. */
 export const USED_AT_RANK = 8;
-export const STRIDE = 9;
+/** The row's slot in the share table plus one (0 = none): `shared` admission state. */
+export const SHARE = 9;
+export const STRIDE = 10;
 
 /** Offset of limit `i`'s row in the block at `block`. */
 export function rowAt(block: number, i: number): number {

@@ -1,4 +1,12 @@
-export { type ChangeFeed, Limiter, type LimiterOptions, type PolicySource } from './limiter.js';
+export {
+  type ChangeFeed,
+  DEFAULT_MAX_SYNC_LAG_MS,
+  DEFAULT_SHARE_FLOOR,
+  Limiter,
+  type LimiterOptions,
+  type PolicySource,
+  type ShareStatus,
+} from './limiter.js';
 export type {
   AgentStatus,
   BucketReport,

@@ -35,11 +35,23 @@ import {
   REMOTE_USED,
   REVISION,
   rowAt,
+  SHARE,
   STRIDE,
   USED,
   USED_AT_RANK,
 } from './block-table.js';
 import { PolicyTable } from './policy-table.js';
+import {
+  S_AT,
+  S_CUT_MS,
+  S_LEVEL,
+  S_MARK,
+  S_SENT_MARK,
+  S_SENT_MS,
+  S_WEIGHT,
+  S_WINDOW,
+  ShareTable,
+} from './share-table.js';
 import { TopHeap } from './top-heap.js';
 import type {
   AgentStatus,
@@ -75,6 +87,46 @@ export interface LimiterOptions {
   readonly idleEvictMs?: number;
   /** Agents to reserve room for up front. */
   readonly initialAgents?: number;
+  /**
+   * Node ids of the other replicas sharing every limit (see {@link Limiter.setPeers}). Empty by
+   * default: a lone replica, for which `shared` admits exactly like `optimistic`.
+   */
+  readonly peers?: readonly string[];
+  /**
+   * Part of every share handed out equally (the rest goes by recorded demand), in [0, 1].
+   * Default {@link DEFAULT_SHARE_FLOOR}. docs/replication.md explains the choice.
+   */
+  readonly shareFloor?: number;
+  /**
+   * How far the sync point may lag `now` while this replica still counts as hearing its peers
+   * (default {@link DEFAULT_MAX_SYNC_LAG_MS}; a few sync intervals plus delivery). Beyond it,
+   * refill is absorbed into overflow only up to `syncPoint + maxSyncLagMs`, so a replica cut off
+   * from its peers does not raise overflow on a stale view (docs/crdt.md, "Normalising on a
+   * stale view"). Irrelevant without peers.
+   */
+  readonly maxSyncLagMs?: number;
+}
+
+/** Default {@link LimiterOptions.maxSyncLagMs}: ten 100 ms sync intervals. */
+export const DEFAULT_MAX_SYNC_LAG_MS = 1_000;
+
+/**
+ * Default part of a `shared` limit's shares that is split equally between replicas; the other
+ * part follows each replica's recorded consumption. Keeps a replica that recorded no demand
+ * from being starved, at the cost of parking `floor/R` of what remains on each idle replica
+ * until the next sync point.
+ */
+export const DEFAULT_SHARE_FLOOR = 0.2;
+
+/** One replica's `shared` admission state for one limit, as {@link Limiter.shareStatus} reports it. */
+export interface ShareStatus {
+  readonly limit: Limit;
+  /** This replica's weight: the part of what remains it may spend until the next sync point. */
+  readonly weight: number;
+  /** Tokens this replica may still admit now under its share (refilling at weight·r). */
+  readonly level: number;
+  /** The sync point the share was cut at (`-Infinity`: before any). */
+  readonly cutAtSyncPoint: number;
 }
 
 /** Looks up an agent's configured policy; undefined means the default. */
@@ -97,7 +149,8 @@ const TOP = 8;
 const ACTIVITY_DECAY = 0.5;
 const DEFAULT_IDLE_EVICT_MS = 15 * 60_000;
 
-type RemoteSlots = Map<string, { consumed: number; refunded: number }>;
+/** A peer's slot counters, plus the node that writes them (for `shared` weights). */
+type RemoteSlots = Map<string, { consumed: number; refunded: number; readonly node: string }>;
 
 /**
  * The in-process limiter: a keyed store of CRDT token buckets (one per agent and limit) that
@@ -137,6 +190,18 @@ export class Limiter {
   private evictCursor: Iterator<[string, number]> | undefined;
   /** Per-limit scratch for a check: uncapped tokens computed in the first pass. */
   private readonly scratch = new Float64Array(64);
+  /** Per-limit scratch for a check: the `shared` level computed in the first pass, and its row's state. */
+  private readonly shareScratch = new Float64Array(64);
+  /** `shared` state of rows checked in `shared` mode with peers (docs/replication.md). */
+  private readonly shares = new ShareTable();
+  /** Replicas sharing every limit: this one plus the live peers. 1 = no share logic at all. */
+  private replicaCount = 1;
+  /** Live peers → latest send time up to which all their charges are merged here. */
+  private readonly peerHeard = new Map<string, number>();
+  /** min over live peers of `peerHeard`: every charge made before it is known here. */
+  private syncPoint = Number.POSITIVE_INFINITY;
+  private readonly shareFloor: number;
+  private readonly maxSyncLagMs: number;
   /** Units charged to agents while outside the top set (plus evicted agents'), by resource. */
   private readonly otherUsed = new Map<string, number>();
   private allowedCount = 0;
@@ -157,6 +222,77 @@ export class Limiter {
     const agents = Math.max(16, options.initialAgents ?? 1024);
     this.blocks = new BlockTable(agents, options.defaultPolicy.limits.length);
     this.rowBlock = new Float64Array(agents);
+    const floor = options.shareFloor ?? DEFAULT_SHARE_FLOOR;
+    if (!(floor >= 0 && floor <= 1)) {
+      throw new InvalidPolicyError('shareFloor', 'must be a number between 0 and 1');
+    }
+    this.shareFloor = floor;
+    const lag = options.maxSyncLagMs ?? DEFAULT_MAX_SYNC_LAG_MS;
+    if (!(lag >= 0)) throw new InvalidPolicyError('maxSyncLagMs', 'must be a number >= 0');
+    this.maxSyncLagMs = lag;
+    if (options.peers !== undefined) this.setPeers(options.peers);
+  }
+
+  /** Replicas sharing every limit (this one plus its live peers). */
+  get replicas(): number {
+    return this.replicaCount;
+  }
+
+  /**
+   * The fleet sync point: every charge any live peer made before it has been merged here
+   * (`-Infinity` until every peer has been heard from; `+Infinity` without peers).
+   */
+  get syncPointMs(): number {
+    return this.syncPoint;
+  }
+
+  /**
+   * Sets the other replicas that share every limit (by node id; this replica's own id is
+   * ignored). The replication layer calls it when membership changes: from configuration or
+   * discovery, never from reachability. A peer that is merely unreachable must stay in the set:
+   * while it is not heard from the sync point stands still, so every `shared` limit keeps its
+   * last share instead of growing (docs/replication.md, "Partitions"). A peer new to the set has
+   * not been heard from yet. Removing a peer hands its part of what remains to the others at
+   * the next share cut.
+   */
+  setPeers(peerIds: readonly string[]): void {
+    const next = new Map<string, number>();
+    for (const id of peerIds) {
+      if (typeof id !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(id)) {
+        throw new InvalidPolicyError(
+          'peers',
+          "must be node ids of 1-64 letters, digits, '_', '.', ':' or '-'",
+        );
+      }
+      if (id === this.nodeId) continue;
+      next.set(id, this.peerHeard.get(id) ?? Number.NEGATIVE_INFINITY);
+    }
+    this.peerHeard.clear();
+    for (const [id, at] of next) this.peerHeard.set(id, at);
+    this.replicaCount = next.size + 1;
+    this.updateSyncPoint();
+  }
+
+  /**
+   * Tells the engine that every charge `peerId` made before `sentAtMs` (its clock, stamped when
+   * it drained the message) has now been merged here: a delta with no gap before it, or a full
+   * anti-entropy export. The transport calls it after `merge` (also for an empty heartbeat
+   * delta). False for a peer not in the set. Never moves a peer's time backwards.
+   */
+  peerHeardFrom(peerId: string, sentAtMs: number): boolean {
+    const before = this.peerHeard.get(peerId);
+    if (before === undefined) return false;
+    if (sentAtMs > before) {
+      this.peerHeard.set(peerId, sentAtMs);
+      if (before === this.syncPoint) this.updateSyncPoint();
+    }
+    return true;
+  }
+
+  private updateSyncPoint(): void {
+    let min = Number.POSITIVE_INFINITY;
+    for (const at of this.peerHeard.values()) if (at < min) min = at;
+    this.syncPoint = min;
   }
 
   /** Decisions made by `check` since the limiter was created (local, for metrics). */
@@ -205,6 +341,7 @@ export class Limiter {
     const limits = policy.limits;
     if (limitNames !== undefined) checkNames(policy, limitNames);
     const scratch = this.scratch;
+    const sharing = this.replicaCount > 1;
     cells[block + H_RECENT] = (cells[block + H_RECENT] as number) + 1;
 
     // Pass 1: what each limit has; find the denying limit that waits longest.
@@ -219,8 +356,14 @@ export class Limiter {
       scratch[i] = raw;
       const available = Math.min(raw, limit.capacityTokens);
       const c = costFor(limit, cost);
+      let wait = -1;
       if (c > available + ADMISSION_EPSILON) {
-        const wait = msUntilAvailable(limit, available, c);
+        wait = msUntilAvailable(limit, available, c);
+        if (sharing) this.shareScratch[i] = Number.POSITIVE_INFINITY; // not the share's doing
+      } else if (sharing && limit.mode === 'shared') {
+        wait = this.shareWait(rowAt(block, i), limit, raw, c, nowMs, i);
+      }
+      if (wait >= 0) {
         if (denied < 0 || wait > retryAfterMs) {
           denied = i;
           retryAfterMs = wait;
@@ -236,7 +379,12 @@ export class Limiter {
     if (denied >= 0) {
       this.deniedCount++;
       const limit = limits[denied] as Limit;
-      const available = Math.min(scratch[denied] as number, limit.capacityTokens);
+      let available = Math.min(scratch[denied] as number, limit.capacityTokens);
+      // Denied by this replica's share: what it could still give is its share, not the bucket.
+      if (sharing && limit.mode === 'shared') {
+        const level = this.shareScratch[denied] as number;
+        if (level < available) available = level;
+      }
       return {
         allowed: false,
         retryAfterMs,
@@ -247,18 +395,27 @@ export class Limiter {
     }
 
     // Pass 2: charge every checked limit. Refill above capacity goes to overflow first, so
-    // tokens banked while the bucket sat full never become spendable.
+    // tokens banked while the bucket sat full never become spendable. Cut off from peers, only
+    // refill up to shortly after the sync point: peers may have spent what looks banked here.
+    const horizon = this.syncPoint + this.maxSyncLagMs;
+    const stale = sharing && horizon < nowMs;
     for (let i = 0; i < limits.length; i++) {
       const limit = limits[i] as Limit;
       if (limitNames !== undefined && !limitNames.includes(limit.name)) continue;
       const at = rowAt(block, i);
-      const raw = scratch[i] as number;
+      const raw = stale ? this.uncapped(at, limit, horizon) : (scratch[i] as number);
       if (raw > limit.capacityTokens) {
         cells[at + OVERFLOW] = (cells[at + OVERFLOW] as number) + (raw - limit.capacityTokens);
       }
       const c = costFor(limit, cost);
       cells[at + OWN_CONSUMED] = (cells[at + OWN_CONSUMED] as number) + c;
       cells[at + USED] = (cells[at + USED] as number) + c;
+      if (sharing && limit.mode === 'shared') {
+        const sh = (cells[at + SHARE] as number) - 1;
+        const shareCells = this.shares.cells;
+        shareCells[sh + S_LEVEL] = (this.shareScratch[i] as number) - c;
+        shareCells[sh + S_AT] = nowMs;
+      }
     }
     this.touch(block, nowMs);
     this.allowedCount++;
@@ -272,6 +429,145 @@ export class Limiter {
       remaining,
       resetMs: msUntilFull(limit, remaining),
     };
+  }
+
+  /**
+   * `shared` admission of cost `c` on the row at `at`, whose bucket view holds `raw` uncapped
+   * tokens (enough for `c`): -1 when this replica's share allows it, else the wait in ms. Cuts
+   * a new share first when the sync point moved since the last cut. Leaves the share level in
+   * `shareScratch[i]` for the charge. docs/replication.md has the rule and its reasoning.
+   */
+  private shareWait(
+    at: number,
+    limit: Limit,
+    raw: number,
+    c: number,
+    nowMs: number,
+    i: number,
+  ): number {
+    const sh = this.shareSlot(at);
+    const level = this.shareLevel(sh, at, limit, raw, nowMs);
+    this.shareScratch[i] = level;
+    if (c <= level + ADMISSION_EPSILON) return -1;
+    const weight = this.shares.cells[sh + S_WEIGHT] as number;
+    const cap = weight * limit.capacityTokens;
+    // A cost above the whole share could never pass until a new cut: let a full share take it
+    // (the share goes into debt and refills), as a lone replica's full bucket would.
+    if (c > cap && level >= cap - ADMISSION_EPSILON) return -1;
+    const missing = Math.min(c, cap) - level;
+    return Math.max(1, Math.ceil(missing / (weight * limit.refillPerMs)));
+  }
+
+  /** The share-table slot of the row at `at`, allocated on first use. */
+  private shareSlot(at: number): number {
+    const cells = this.blocks.cells;
+    const ref = cells[at + SHARE] as number;
+    if (ref > 0) return ref - 1;
+    const sh = this.shares.allocate();
+    cells[at + SHARE] = sh + 1;
+    return sh;
+  }
+
+  /**
+   * This replica's share level of the row at `at` (share slot `sh`) as of `nowMs`. Between
+   * cuts the share refills at `weight · r` up to `weight · C`. A new share is cut when the sync
+   * point moved past the last cut: as `weight · pool − x`, where `x` is what this replica
+   * charged since a moment at or before the sync point and `pool = min(C, raw + x)` is what
+   * remains with those charges set aside. Peers count our charges made after the sync point as
+   * still available (they have not seen them), so they must come out of our share, not out of
+   * the pool we all split (docs/replication.md, "Consistent cuts").
+   */
+  private shareLevel(sh: number, at: number, limit: Limit, raw: number, nowMs: number): number {
+    const s = this.shares.cells;
+    const sync = this.syncPoint;
+    if (s[sh + S_WEIGHT] === 0 || (s[sh + S_WINDOW] as number) < sync) {
+      const own = this.blocks.cells[at + OWN_CONSUMED] as number;
+      // Our consumed counter at a moment at or before the sync point, as late as we know one:
+      // at the last drain for replication (what peers have seen) or at the last cut.
+      let mark = Number.NEGATIVE_INFINITY;
+      if ((s[sh + S_SENT_MS] as number) <= sync) mark = s[sh + S_SENT_MARK] as number;
+      if ((s[sh + S_CUT_MS] as number) <= sync && (s[sh + S_MARK] as number) > mark) {
+        mark = s[sh + S_MARK] as number;
+      }
+      // The first cut sets nothing aside. Without a usable mark, keep the current share until
+      // the sync point passes the last cut.
+      if (s[sh + S_WEIGHT] === 0) mark = own;
+      else if (mark === Number.NEGATIVE_INFINITY) return this.refilledShare(sh, limit, nowMs);
+      const since = own > mark ? own - mark : 0;
+      const weight = this.shareWeight(at);
+      const pool = Math.min(raw + since, limit.capacityTokens);
+      const level = pool > 0 ? weight * pool - since : -since;
+      s[sh + S_WEIGHT] = weight;
+      s[sh + S_WINDOW] = sync;
+      s[sh + S_CUT_MS] = nowMs;
+      s[sh + S_MARK] = own;
+      s[sh + S_AT] = nowMs;
+      s[sh + S_LEVEL] = level;
+      return level;
+    }
+    return this.refilledShare(sh, limit, nowMs);
+  }
+
+  /** The share level as of `nowMs`: refilled at `weight · r` since it was last updated, capped. */
+  private refilledShare(sh: number, limit: Limit, nowMs: number): number {
+    const s = this.shares.cells;
+    const weight = s[sh + S_WEIGHT] as number;
+    const since = nowMs - (s[sh + S_AT] as number);
+    const level =
+      (s[sh + S_LEVEL] as number) + (since > 0 ? weight * limit.refillPerMs * since : 0);
+    return Math.min(level, weight * limit.capacityTokens);
+  }
+
+  /**
+   * This replica's weight for the row at `at`: `floor/R` plus `(1 − floor)` times its part of
+   * what the live replicas' slots recorded as consumed. A function of the replicated counters
+   * and the peer set only, so replicas holding the same state compute weights that sum to 1.
+   */
+  private shareWeight(at: number): number {
+    const n = this.replicaCount;
+    const cells = this.blocks.cells;
+    let mine = cells[at + OWN_CONSUMED] as number;
+    let total = mine;
+    const remote = this.remote.get(at);
+    if (remote !== undefined) {
+      for (const slot of remote.values()) {
+        if (slot.node === this.nodeId) {
+          mine += slot.consumed;
+          total += slot.consumed;
+        } else if (this.peerHeard.has(slot.node)) {
+          total += slot.consumed;
+        }
+      }
+    }
+    if (!(total > 0)) return 1 / n;
+    return this.shareFloor / n + (1 - this.shareFloor) * (mine / total);
+  }
+
+  /**
+   * This replica's `shared` state for each limit of the agent in `shared` mode (cutting a new
+   * share when one is due, as a check would). Empty for an untracked agent or a lone replica.
+   * For tests, the simulator and diagnostics; not on the decision path.
+   */
+  shareStatus(agentId: string, nowMs: number): ShareStatus[] {
+    const block = this.index.get(agentId);
+    if (block === undefined || this.replicaCount <= 1) return [];
+    const limits = this.policyOf(block).limits;
+    const out: ShareStatus[] = [];
+    for (let i = 0; i < limits.length; i++) {
+      const limit = limits[i] as Limit;
+      if (limit.mode !== 'shared') continue;
+      const at = rowAt(block, i);
+      const sh = this.shareSlot(at);
+      const level = this.shareLevel(sh, at, limit, this.uncapped(at, limit, nowMs), nowMs);
+      const s = this.shares.cells;
+      out.push({
+        limit,
+        weight: s[sh + S_WEIGHT] as number,
+        level,
+        cutAtSyncPoint: s[sh + S_WINDOW] as number,
+      });
+    }
+    return out;
   }
 
   /** Every limit's state without charging; an unknown agent reads as full buckets. */
@@ -393,11 +689,34 @@ export class Limiter {
       const flags = cells[block + H_FLAGS] as number;
       if ((flags & bit) === 0) continue;
       cells[block + H_FLAGS] = flags & ~bit;
+      if (feed === 'replication' && this.replicaCount > 1) this.markSent(block, nowMs);
       this.exportBlock(block, nowMs, out);
       taken++;
     }
     this.feeds[feed] = i >= list.length ? [] : list.slice(i);
     return out;
+  }
+
+  /** Frees the share slot of the row at `at`, if it has one. */
+  private releaseShare(at: number): void {
+    const ref = this.blocks.cells[at + SHARE] as number;
+    if (ref > 0) {
+      this.shares.release(ref - 1);
+      this.blocks.cells[at + SHARE] = 0;
+    }
+  }
+
+  /** Remembers what each of the agent's rows carried to peers at `nowMs` (for `shared` cuts). */
+  private markSent(block: number, nowMs: number): void {
+    const limits = this.policyOf(block).limits.length;
+    for (let i = 0; i < limits; i++) {
+      const at = rowAt(block, i);
+      const ref = this.blocks.cells[at + SHARE] as number;
+      if (ref === 0) continue;
+      const s = this.shares.cells;
+      s[ref - 1 + S_SENT_MS] = nowMs;
+      s[ref - 1 + S_SENT_MARK] = this.blocks.cells[at + OWN_CONSUMED] as number;
+    }
   }
 
   /** Agents waiting in a change feed (an upper bound: evicted agents leave stale entries). */
@@ -676,7 +995,10 @@ export class Limiter {
     const policyId = cells[block + H_POLICY] as number;
     const limits = this.policies.get(policyId).limits.length;
     this.foldUsage(block, this.policies.get(policyId).limits);
-    for (let i = 0; i < limits; i++) this.remote.delete(rowAt(block, i));
+    for (let i = 0; i < limits; i++) {
+      this.remote.delete(rowAt(block, i));
+      this.releaseShare(rowAt(block, i));
+    }
     this.policies.release(policyId);
     this.blocks.release(block, limits);
     this.index.delete(agentId);
@@ -779,6 +1101,7 @@ export class Limiter {
       if (cells[at + PARAMS] === limit.fingerprint) {
         return {
           kind: 'keep' as const,
+          from: j,
           row: cells.slice(at, at + STRIDE),
           remote: this.remote.get(at),
         };
@@ -793,7 +1116,12 @@ export class Limiter {
         usedAtRank,
       };
     });
-    for (let j = 0; j < old.limits.length; j++) this.remote.delete(rowAt(block, j));
+    for (let j = 0; j < old.limits.length; j++) {
+      this.remote.delete(rowAt(block, j));
+      // A kept row carries its share slot in its copied cells; the others give theirs back.
+      const kept = carried.some((c) => c.kind === 'keep' && c.from === j);
+      if (!kept) this.releaseShare(rowAt(block, j));
+    }
     this.blocks.release(block, old.limits.length);
     this.policies.release(oldPolicyId);
     const moved = this.blocks.allocate(policy.limits.length);
@@ -824,9 +1152,15 @@ export class Limiter {
     return moved;
   }
 
-  /** Raises a row's overflow so it holds no refill above capacity as of `nowMs` (core `normalise`). */
+  /**
+   * Raises a row's overflow so it holds no refill above capacity (core `normalise`) as of
+   * `nowMs`, or as of `syncPoint + maxSyncLagMs` if that is earlier (cut off from peers):
+   * refill that piled up after it may have been spent by peers we have not heard from, and an
+   * overflow raised on it would be counted twice once their charges arrive (docs/crdt.md,
+   * "Normalising on a stale view").
+   */
   private normaliseRow(at: number, limit: Limit, nowMs: number): void {
-    const raw = this.uncapped(at, limit, nowMs);
+    const raw = this.uncapped(at, limit, Math.min(nowMs, this.syncPoint + this.maxSyncLagMs));
     if (raw > limit.capacityTokens) {
       const cells = this.blocks.cells;
       cells[at + OVERFLOW] = (cells[at + OVERFLOW] as number) + (raw - limit.capacityTokens);
@@ -881,7 +1215,9 @@ export class Limiter {
       this.normaliseRow(at, policy.limits[i] as Limit, nowMs);
       const slots = new Map<string, SlotCounters>();
       const remote = this.remote.get(at);
-      if (remote !== undefined) for (const [id, c] of remote) slots.set(id, { ...c });
+      if (remote !== undefined) {
+        for (const [id, c] of remote) slots.set(id, { consumed: c.consumed, refunded: c.refunded });
+      }
       const consumed = cells[at + OWN_CONSUMED] as number;
       const refunded = cells[at + OWN_REFUNDED] as number;
       if (consumed > 0 || refunded > 0) slots.set(own, { consumed, refunded });
@@ -936,7 +1272,12 @@ export class Limiter {
       }
       const ours = remote.get(id);
       if (ours === undefined) {
-        remote.set(id, { consumed: theirs.consumed, refunded: theirs.refunded });
+        const tilde = id.indexOf('~');
+        remote.set(id, {
+          consumed: theirs.consumed,
+          refunded: theirs.refunded,
+          node: tilde < 0 ? id : id.slice(0, tilde),
+        });
       } else {
         ours.consumed = Math.max(ours.consumed, theirs.consumed);
         ours.refunded = Math.max(ours.refunded, theirs.refunded);
