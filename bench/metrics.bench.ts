@@ -73,57 +73,68 @@ async function timeIt(work: () => Promise<string> | string): Promise<{ ms: numbe
 
 const seriesIn = (body: string) => body.split('\n').filter((l) => l.startsWith('openclaw_')).length;
 
+/** Populates a limiter with `agents` agents and times both exporters scraping it. */
+async function measure(agents: number): Promise<Row> {
+  progress(`populating ${fmtInt(agents)} agents`);
+  const limiter = populate(agents);
+  const metrics = new EdgeMetrics({
+    limiter,
+    nodeId: 'bench',
+    version: 'bench',
+    topAgents: TOP,
+    rankBy: 'activity',
+    now: () => Date.now(),
+  });
+  metrics.rank();
+  progress('scraping ours');
+  const ours = await timeIt(async () => (await metrics.render('text/plain')).body);
+  const report = await timeIt(() => {
+    limiter.bucketReport(Date.now());
+    return '';
+  });
+
+  progress('scraping the naive exporter');
+  const registry = new Registry();
+  new Gauge({
+    name: 'openclaw_agent_token_bucket',
+    help: 'Tokens available, one series per agent and limit',
+    labelNames: ['agent_id', 'limit'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const now = Date.now();
+      for (const agentId of limiter.agents()) {
+        for (const s of limiter.peek(agentId, now).limits) {
+          this.set({ agent_id: agentId, limit: s.limit.name }, s.remaining);
+        }
+      }
+    },
+  });
+  const naive = await timeIt(() => registry.metrics());
+  return {
+    agents,
+    ours_ms: round(ours.ms, 2),
+    ours_bytes: ours.body.length,
+    ours_series: seriesIn(ours.body),
+    report_ms: round(report.ms, 2),
+    naive_ms: round(naive.ms, 2),
+    naive_bytes: naive.body.length,
+    naive_series: seriesIn(naive.body),
+  };
+}
+
 export async function main(args: readonly string[]): Promise<void> {
   const sizes = args.length > 0 ? args.map(Number) : [10_000, 100_000];
-  const rows: Row[] = [];
-  for (const agents of sizes) {
-    progress(`populating ${fmtInt(agents)} agents`);
-    const limiter = populate(agents);
-    const metrics = new EdgeMetrics({
-      limiter,
-      nodeId: 'bench',
-      version: 'bench',
-      topAgents: TOP,
-      rankBy: 'activity',
-      now: () => Date.now(),
-    });
-    metrics.rank();
-    progress('scraping ours');
-    const ours = await timeIt(async () => (await metrics.render('text/plain')).body);
-    const report = await timeIt(() => {
-      limiter.bucketReport(Date.now());
-      return '';
-    });
-
-    progress('scraping the naive exporter');
-    const registry = new Registry();
-    new Gauge({
-      name: 'openclaw_agent_token_bucket',
-      help: 'Tokens available, one series per agent and limit',
-      labelNames: ['agent_id', 'limit'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        const now = Date.now();
-        for (const agentId of limiter.agents()) {
-          for (const s of limiter.peek(agentId, now).limits) {
-            this.set({ agent_id: agentId, limit: s.limit.name }, s.remaining);
-          }
-        }
-      },
-    });
-    const naive = await timeIt(() => registry.metrics());
-    rows.push({
-      agents,
-      ours_ms: round(ours.ms, 2),
-      ours_bytes: ours.body.length,
-      ours_series: seriesIn(ours.body),
-      report_ms: round(report.ms, 2),
-      naive_ms: round(naive.ms, 2),
-      naive_bytes: naive.body.length,
-      naive_series: seriesIn(naive.body),
-    });
+  for (const [i, n] of sizes.entries()) {
+    if (!Number.isSafeInteger(n) || n < 1) {
+      throw new Error(`metrics bench: agent counts must be positive integers, not "${args[i]}"`);
+    }
   }
+  const rows: Row[] = [];
+  // A throwaway round first: whichever size ran first paid for compiling the render path.
+  progress('warm-up round (10,000 agents, not recorded)');
+  await measure(10_000);
+  for (const agents of sizes) rows.push(await measure(agents));
   console.log(
     `\n${table([
       [
