@@ -10,7 +10,7 @@ const root = join(import.meta.dirname, '..');
 const allowed: Record<string, readonly string[]> = {
   core: [],
   engine: ['core'],
-  rating: [],
+  rating: ['core'],
   server: ['core', 'engine', 'rating'],
 };
 

@@ -40,6 +40,7 @@ export {
   InvalidStateError,
   UnknownLimitError,
 } from './errors.js';
+export { globToRegExp, isGlob } from './glob.js';
 export { compareVersions, isCoveredBy, mergeBuckets, sameBucket } from './merge.js';
 export {
   type Cost,

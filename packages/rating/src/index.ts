@@ -21,7 +21,7 @@ export {
   tokenCostMicros,
   toSafeMicros,
 } from './money.js';
-export { isPattern, PatternTable, patternToRegExp } from './pattern.js';
+export { PatternTable } from './pattern.js';
 export {
   compilePriceBook,
   type ModelRule,

@@ -3,18 +3,7 @@
  * character. Exact names win over globs; globs are tried in the order written.
  */
 
-/** True when `pattern` holds a wildcard. */
-export function isPattern(pattern: string): boolean {
-  return pattern.includes('*') || pattern.includes('?');
-}
-
-/** Compiles a glob to an anchored RegExp. */
-export function patternToRegExp(pattern: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\*?]/g, (c) =>
-    c === '*' ? '.*' : c === '?' ? '.' : `\\${c}`,
-  );
-  return new RegExp(`^${body}$`, 'su');
-}
+import { globToRegExp, isGlob } from '@openclaw-edge/core';
 
 /** First match of `name` among exact entries, then glob entries in order. */
 export class PatternTable<T> {
@@ -23,7 +12,7 @@ export class PatternTable<T> {
 
   constructor(entries: readonly (readonly [pattern: string, value: T])[]) {
     for (const [pattern, value] of entries) {
-      if (isPattern(pattern)) this.globs.push({ re: patternToRegExp(pattern), value });
+      if (isGlob(pattern)) this.globs.push({ re: globToRegExp(pattern), value });
       else if (!this.exact.has(pattern)) this.exact.set(pattern, value);
     }
   }

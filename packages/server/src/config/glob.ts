@@ -1,15 +1,4 @@
-/** True when `pattern` holds a glob wildcard (`*` or `?`); otherwise it names one exact id. */
-export function isGlob(pattern: string): boolean {
-  return pattern.includes('*') || pattern.includes('?');
-}
-
-/** Compiles a glob (`*` any run of characters, `?` exactly one) to an anchored RegExp. */
-export function globToRegExp(pattern: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\*?]/g, (c) =>
-    c === '*' ? '.*' : c === '?' ? '.' : `\\${c}`,
-  );
-  return new RegExp(`^${body}$`, 'su');
-}
+import { globToRegExp, isGlob } from '@openclaw-edge/core';
 
 /** Matches ids against a list of exact ids and globs. */
 export class IdMatcher {

@@ -1,6 +1,5 @@
-import { type AgentPolicy, definePolicy } from '@openclaw-edge/core';
+import { type AgentPolicy, definePolicy, globToRegExp, isGlob } from '@openclaw-edge/core';
 import type { PolicySource } from '@openclaw-edge/engine';
-import { globToRegExp, isGlob } from './glob.js';
 import type { Config } from './schema.js';
 
 /** The engine-facing form of a config's limits: the default policy and a source for the rest. */

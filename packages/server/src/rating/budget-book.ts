@@ -1,3 +1,4 @@
+import { globToRegExp, isGlob } from '@openclaw-edge/core';
 import {
   AgentBudgets,
   type BudgetSpec,
@@ -6,7 +7,6 @@ import {
   toSafeMicros,
   windowAt,
 } from '@openclaw-edge/rating';
-import { globToRegExp, isGlob } from '../config/glob.js';
 import type { Config, ConfigBudget } from '../config/schema.js';
 import type { GroupCommitWriter } from '../ledger/group-commit.js';
 import type { LedgerStore } from '../ledger/ledger-store.js';
