@@ -14,7 +14,7 @@ import type { EdgeRuntime } from './http/runtime.js';
 import { GroupCommitWriter } from './ledger/group-commit.js';
 import type { LedgerStore } from './ledger/ledger-store.js';
 import { openPostgresLedger } from './ledger/postgres.js';
-import { openSqliteLedger } from './ledger/sqlite.js';
+import { openMemoryLedger, openSqliteLedger } from './ledger/sqlite.js';
 import { createLogger } from './logger.js';
 import { EdgeMetrics } from './metrics/edge-metrics.js';
 import { OtlpPush } from './metrics/otlp.js';
@@ -196,7 +196,7 @@ export class EdgeService {
     logger.info({ ...report, node_id: nodeId, data_dir: config.data_dir }, 'state restored');
     let ledger: LedgerStore;
     try {
-      ledger = await openLedger(config);
+      ledger = options.role === 'exporter' ? openMemoryLedger() : await openLedger(config);
       await ledger.migrate();
     } catch (error) {
       store.close();

@@ -66,6 +66,20 @@ describe('openclaw-edge exporter', () => {
     expect((await call(exporter.url, 'GET', '/readyz')).status).toBe(200);
   });
 
+  it('never touches the ledger: starts with an unreachable PostgreSQL ledger configured', async () => {
+    const pg = writeConfig(
+      scratch.dir,
+      `data_dir: ${scratch.dir}/data\nledger: { driver: postgres, url: "postgres://127.0.0.1:1/none" }\n`,
+      'pg.yaml',
+    );
+    const second = await startEdge({ configPath: pg, command: ['exporter', '--port', '0'] });
+    try {
+      expect((await fetch(`${second.url}/metrics`)).status).toBe(200);
+    } finally {
+      expect(await second.stop()).toBe(0);
+    }
+  });
+
   it('refuses to start without snapshots to read, and refuses a bad port', () => {
     const off = writeConfig(
       scratch.dir,

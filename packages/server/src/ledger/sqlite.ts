@@ -94,6 +94,14 @@ function lazy<T>(make: () => T): () => T {
   };
 }
 
+/**
+ * A ledger in memory, for a process that serves no rating routes (the metrics exporter): it
+ * must not open, migrate or connect to the real one.
+ */
+export function openMemoryLedger(): SqliteLedgerStore {
+  return new SqliteLedgerStore(new Database(':memory:'));
+}
+
 /** Opens (creating if needed) the ledger in `dataDir`. */
 export function openSqliteLedger(
   dataDir: string,
