@@ -4,6 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
 
 const started = process.hrtime.bigint();
 
@@ -86,4 +87,15 @@ export function table(rows: readonly (readonly string[])[]): string {
       .join('  ');
   const sep = widths.map((w) => '-'.repeat(w)).join('  ');
   return [line(rows[0] as readonly string[]), sep, ...rows.slice(1).map(line)].join('\n');
+}
+
+/**
+ * The command line that ran the benchmark, with paths relative to the repository (results are
+ * committed, and no path of the measuring machine belongs in them).
+ */
+export function nodeCommand(): string {
+  const repo = fileURLToPath(new URL('..', import.meta.url));
+  return ['node', ...process.execArgv, ...process.argv.slice(1)]
+    .map((arg) => (arg.startsWith(repo) ? arg.slice(repo.length) : arg))
+    .join(' ');
 }
