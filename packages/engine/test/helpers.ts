@@ -22,3 +22,25 @@ export function sync(from: Limiter, to: readonly Limiter[], nowMs: number): void
   const delta = from.drainDirty(nowMs);
   for (const peer of to) peer.merge(delta, nowMs);
 }
+
+/**
+ * Worst excess of time-ordered admissions over an exact bucket of capacity C and rate r: the
+ * largest admitted[s..t] − C − r·(t − s) over every window [s, t] (negative when no window exceeds
+ * the bucket, −∞ without admissions).
+ */
+export function worstExcess(
+  admissions: readonly { t: number; cost: number }[],
+  capacity: number,
+  ratePerMs: number,
+): number {
+  // max over s ≤ t of admitted[s..t] − C − r(t − s), in one pass over time-ordered admissions.
+  let cumulative = 0;
+  let minBefore = Number.POSITIVE_INFINITY;
+  let worst = Number.NEGATIVE_INFINITY;
+  for (const a of admissions) {
+    minBefore = Math.min(minBefore, cumulative - ratePerMs * a.t);
+    cumulative += a.cost;
+    worst = Math.max(worst, cumulative - ratePerMs * a.t - minBefore - capacity);
+  }
+  return worst;
+}

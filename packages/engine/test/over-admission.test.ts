@@ -2,6 +2,7 @@ import { definePolicy } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { worstExcess } from './helpers.js';
 
 /**
  * The bound of docs/crdt.md: with R replicas in `optimistic` mode, each seeing every other's
@@ -13,22 +14,6 @@ import { describe, expect, it } from 'vitest';
  * most the fleet can over-admit. Checked here on random fleets, rates and traffic, with virtual
  * time and every replica syncing to all others every L ms.
  */
-function worstExcess(
-  admissions: readonly { t: number; cost: number }[],
-  capacity: number,
-  ratePerMs: number,
-): number {
-  // max over s ≤ t of admitted[s..t] − C − r(t − s), in one pass over time-ordered admissions.
-  let cumulative = 0;
-  let minBefore = Number.POSITIVE_INFINITY;
-  let worst = Number.NEGATIVE_INFINITY;
-  for (const a of admissions) {
-    minBefore = Math.min(minBefore, cumulative - ratePerMs * a.t);
-    cumulative += a.cost;
-    worst = Math.max(worst, cumulative - ratePerMs * a.t - minBefore - capacity);
-  }
-  return worst;
-}
 
 const scenario = fc.record({
   replicas: fc.integer({ min: 2, max: 5 }),

@@ -2,6 +2,7 @@ import { createBucket, definePolicy, tryConsume } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { worstExcess } from './helpers.js';
 
 /**
  * `shared` admission (docs/replication.md): a replica in a fleet of R spends a shared limit only
@@ -16,23 +17,6 @@ function mulberry(seed: number): () => number {
     x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** Worst excess over any window of admissions over an exact bucket: max_{s≤t} admitted[s..t] − C − r(t − s). */
-function worstExcess(
-  admissions: readonly { t: number; cost: number }[],
-  capacity: number,
-  ratePerMs: number,
-): number {
-  let cumulative = 0;
-  let minBefore = Number.POSITIVE_INFINITY;
-  let worst = Number.NEGATIVE_INFINITY;
-  for (const a of admissions) {
-    minBefore = Math.min(minBefore, cumulative - ratePerMs * a.t);
-    cumulative += a.cost;
-    worst = Math.max(worst, cumulative - ratePerMs * a.t - minBefore - capacity);
-  }
-  return worst;
 }
 
 const names = (n: number) => Array.from({ length: n }, (_, i) => `r${i}`);
