@@ -74,14 +74,7 @@ export class KyselyLedgerStore implements LedgerStore {
   }
 
   async spent(agentId: string, fromMs: number, toMs: number): Promise<number> {
-    const r = await this.db
-      .selectFrom('usage_events')
-      .select((eb) => eb.fn.sum<string | number | null>('cost_micros').as('total'))
-      .where('agent_id', '=', agentId)
-      .where('time_ms', '>=', fromMs)
-      .where('time_ms', '<', toMs)
-      .executeTakeFirst();
-    return Number(r?.total ?? 0);
+    return (await this.spentByAgent([agentId], fromMs, toMs)).get(agentId) ?? 0;
   }
 
   async spentByAgent(
