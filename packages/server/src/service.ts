@@ -127,17 +127,6 @@ export class EdgeService {
         timeZone: () => this.config.budgets.time_zone,
       },
     };
-    this.metrics = config.metrics.enabled
-      ? new EdgeMetrics({
-          limiter,
-          nodeId: limiter.nodeId,
-          version: VERSION,
-          topAgents: config.metrics.top_agents,
-          rankBy: this.role === 'exporter' ? 'utilisation' : 'activity',
-          now: () => Date.now(),
-          rating: () => this.ratingStats(),
-        })
-      : undefined;
     const otel = config.diagnostics.otel;
     this.otlp = otel.enabled
       ? new OtlpPush({
@@ -151,7 +140,18 @@ export class EdgeService {
           rating: () => this.ratingStats(),
         })
       : undefined;
-    if (this.metrics !== undefined) this.metrics.otlp = this.otlp;
+    this.metrics = config.metrics.enabled
+      ? new EdgeMetrics({
+          limiter,
+          nodeId: limiter.nodeId,
+          version: VERSION,
+          topAgents: config.metrics.top_agents,
+          rankBy: this.role === 'exporter' ? 'utilisation' : 'activity',
+          now: () => Date.now(),
+          rating: () => this.ratingStats(),
+          otlp: this.otlp,
+        })
+      : undefined;
     this.app = buildApp(runtime, {
       logger,
       version: VERSION,

@@ -44,6 +44,8 @@ export interface EdgeMetricsOptions {
   readonly now: () => number;
   /** Rating's counters (ledger, reservations, budgets), read at scrape time. */
   readonly rating?: () => RatingCounters;
+  /** An OTLP push that also records request latency, when one is configured. */
+  readonly otlp?: OtlpPush | undefined;
 }
 
 /** A rendered scrape. */
@@ -162,13 +164,10 @@ export class EdgeMetrics {
     );
   }
 
-  /** Also records request latency into an OTLP push, when one is configured. */
-  otlp: OtlpPush | undefined;
-
   /** Records one HTTP request's server time. */
   observeRequest(method: string, route: string, code: number, seconds: number): void {
     this.latency?.observe({ method, route, code }, seconds);
-    this.otlp?.recordRequest({ method, route, code }, seconds);
+    this.options.otlp?.recordRequest({ method, route, code }, seconds);
   }
 
   /**
