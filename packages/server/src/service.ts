@@ -1,7 +1,7 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
-import { Limiter } from '@openclaw-edge/engine';
+import { DEFAULT_MAX_SYNC_LAG_MS, Limiter } from '@openclaw-edge/engine';
 import { compilePriceBook, type PriceBook } from '@openclaw-edge/rating';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -21,6 +21,9 @@ import { OtlpPush } from './metrics/otlp.js';
 import { BudgetCache, type BudgetResolver, compileBudgets } from './rating/budget-book.js';
 import { RatingService } from './rating/rating-service.js';
 import { Reservations } from './rating/reservations.js';
+import { FrameCodec } from './replication/frame.js';
+import { MeshTransport } from './replication/mesh.js';
+import { type ReplicationTransport, Replicator } from './replication/replicator.js';
 import { restoreSnapshot } from './restore.js';
 import { MemorySnapshotStore } from './snapshot/memory-store.js';
 import type { SnapshotEntry, SnapshotStore } from './snapshot/snapshot-store.js';
@@ -75,6 +78,8 @@ export class EdgeService {
   private readonly budgetCache: BudgetCache;
   readonly rating: RatingService;
   readonly reservations: Reservations;
+  /** Bucket state replication between replicas; undefined for a lone replica. */
+  replicator: Replicator | undefined;
 
   readonly app: FastifyInstance;
   readonly metrics: EdgeMetrics | undefined;
@@ -174,11 +179,14 @@ export class EdgeService {
     const logger = createLogger(config.logging);
     const policies = compilePolicies(config);
     const nodeId = config.node_id ?? sanitizeNodeId(hostname());
+    const incarnation = Date.now();
     const limiter = new Limiter({
       nodeId,
-      incarnation: Date.now(),
+      incarnation,
       defaultPolicy: policies.defaultPolicy,
       policySource: policies.source,
+      // Cut off for longer than ten sync intervals, a replica stops banking refill (crdt.md).
+      maxSyncLagMs: Math.max(DEFAULT_MAX_SYNC_LAG_MS, 10 * config.replication.sync_interval_ms),
     });
     const store: SnapshotStore = config.snapshot.enabled
       ? new SqliteSnapshotStore(config.data_dir)
@@ -228,10 +236,12 @@ export class EdgeService {
       logger.warn('no api_keys configured: serving loopback clients only, with every scope');
     }
     try {
+      if (options.role !== 'exporter') await service.startReplication(incarnation);
       await service.app.listen(
         options.listen ?? { host: config.server.host, port: config.server.port },
       );
     } catch (error) {
+      await service.replicator?.stop().catch(() => {});
       store.close();
       await writer.close();
       await ledger.close();
@@ -241,6 +251,53 @@ export class EdgeService {
     service.ready = true;
     logger.info({ address: service.address }, 'ready');
     return service;
+  }
+
+  /**
+   * Starts replication when configured: listens for peers, pulls their state (bounded by
+   * `replication.startup_sync_ms`, so the first requests are decided on the fleet's state, not
+   * on full-looking buckets), then sends deltas every sync interval.
+   */
+  private async startReplication(incarnation: number): Promise<void> {
+    const r = this.config.replication;
+    if (r.transport === 'none') return;
+    const codec = new FrameCodec(r.secret as string, r.max_message_bytes);
+    let transport: ReplicationTransport;
+    if (r.transport === 'mesh') {
+      transport = new MeshTransport({
+        host: r.mesh.host,
+        port: r.mesh.port,
+        peers: r.mesh.peers,
+        ...(r.mesh.dns === undefined
+          ? {}
+          : {
+              dns: {
+                name: r.mesh.dns.name,
+                port: r.mesh.dns.port,
+                intervalMs: r.mesh.dns.interval_ms,
+              },
+            }),
+        timeoutMs: r.mesh.timeout_ms,
+        maxEntriesPerMessage: 20_000,
+      });
+    } else {
+      throw new Error('the redis transport is not available yet');
+    }
+    this.replicator = new Replicator({
+      limiter: this.limiter,
+      incarnation,
+      transport,
+      codec,
+      logger: this.logger.child({ component: 'replication' }),
+      syncIntervalMs: r.sync_interval_ms,
+      antiEntropyIntervalMs: r.anti_entropy_interval_ms,
+      ...(this.metrics === undefined ? {} : { metrics: this.metrics }),
+    });
+    await this.replicator.start(r.startup_sync_ms);
+    this.logger.info(
+      { transport: r.transport, peers: this.replicator.peers() },
+      'replication started',
+    );
   }
 
   /** Where the service listens, as `http://host:port`. */
@@ -275,7 +332,16 @@ export class EdgeService {
       return false;
     }
     const restartOnly = (
-      ['server', 'data_dir', 'node_id', 'snapshot', 'ledger', 'metrics', 'diagnostics'] as const
+      [
+        'server',
+        'data_dir',
+        'node_id',
+        'snapshot',
+        'ledger',
+        'metrics',
+        'diagnostics',
+        'replication',
+      ] as const
     ).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]));
     if (restartOnly.length > 0) {
       this.logger.warn({ fields: restartOnly }, 'these settings change only at the next restart');
@@ -314,6 +380,9 @@ export class EdgeService {
       for (const t of this.timers) clearInterval(t);
       this.watcher?.close();
       await this.app.close();
+      await this.replicator
+        ?.stop()
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'replication stop failed'));
       // Every accepted event is committed before the ledger closes.
       await this.writer.close();
       await this.ledger.close();

@@ -41,6 +41,8 @@ export const ENV_OVERRIDES = {
   OPENCLAW_EDGE_LOG_FORMAT: ['logging', 'format'],
   DATABASE_URL: ['ledger', 'url'],
   OPENCLAW_EDGE_LEDGER_DRIVER: ['ledger', 'driver'],
+  OPENCLAW_EDGE_REPLICATION_SECRET: ['replication', 'secret'],
+  REDIS_URL: ['replication', 'redis', 'url'],
 } as const;
 
 /** Reads, parses and validates a config file, then applies env overrides. */
@@ -89,7 +91,8 @@ export function parseConfig(
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
-      const fromEnv = overridden.fromEnv.get(path.slice(0, 2).join('.'));
+      const dotted = path.join('.');
+      const fromEnv = [...overridden.fromEnv].find(([k]) => dotted.startsWith(k))?.[1];
       issues.push({
         path: fromEnv ?? formatPath(path),
         line: fromEnv === undefined ? lineOf(doc, lines, path) : undefined,
@@ -136,6 +139,16 @@ function checkReferences(
   });
   if (config.ledger.driver === 'postgres' && config.ledger.url === undefined) {
     report(['ledger', 'url'], 'the postgres ledger needs a URL (ledger.url or DATABASE_URL)');
+  }
+  const r = config.replication;
+  if (r.transport !== 'none' && r.secret === undefined) {
+    report(
+      ['replication', 'secret'],
+      'replication needs a shared secret (replication.secret or OPENCLAW_EDGE_REPLICATION_SECRET)',
+    );
+  }
+  if (r.transport === 'mesh' && r.mesh.peers.length === 0 && r.mesh.dns === undefined) {
+    report(['replication', 'mesh', 'peers'], 'the mesh needs peers or a dns name');
   }
   if (config.pricing !== undefined) {
     try {

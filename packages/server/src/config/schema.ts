@@ -189,6 +189,60 @@ export const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  replication: z
+    .strictObject({
+      /** How replicas reach each other; `none`: a lone replica (docs/replication.md). */
+      transport: z.enum(['none', 'mesh', 'redis']).default('none'),
+      /** Shared secret signing every frame (OPENCLAW_EDGE_REPLICATION_SECRET). */
+      secret: z.string().min(16, 'must be at least 16 characters').optional(),
+      /** Deltas go out every this many ms, on a grid shared by every replica. */
+      sync_interval_ms: z.number().int().min(10).max(10_000).default(100),
+      /** One digest exchange with one peer (round robin) every this many ms. */
+      anti_entropy_interval_ms: z.number().int().min(100).max(3_600_000).default(10_000),
+      /** At start, wait at most this long for peers' state before taking traffic. */
+      startup_sync_ms: z.number().int().min(0).max(600_000).default(5000),
+      /** Largest frame accepted from a peer. */
+      max_message_bytes: z
+        .number()
+        .int()
+        .min(64 * 1024)
+        .max(256 * 1024 * 1024)
+        .default(16 * 1024 * 1024),
+      mesh: z
+        .strictObject({
+          host: z.string().min(1).default('127.0.0.1'),
+          port: z.number().int().min(0).max(65535).default(7946),
+          /** `host:port` of every replica (this one may be listed too). */
+          peers: z
+            .array(
+              z
+                .string()
+                .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/, 'must be host:port'),
+            )
+            .default([]),
+          /** A name whose addresses are the replicas (a Kubernetes headless Service). */
+          dns: z
+            .strictObject({
+              name: z.string().min(1),
+              port: z.number().int().min(1).max(65535).default(7946),
+              interval_ms: z.number().int().min(1000).max(3_600_000).default(10_000),
+            })
+            .optional(),
+          timeout_ms: z.number().int().min(100).max(60_000).default(2000),
+        })
+        .prefault({}),
+      redis: z
+        .strictObject({
+          /** REDIS_URL sets it. */
+          url: z.string().min(1).default('redis://127.0.0.1:6379'),
+          /** Prefix of every key and channel. */
+          prefix: name.default('openclaw-edge'),
+          /** A replica whose presence is older than this has left the fleet. */
+          member_ttl_ms: z.number().int().min(1000).max(3_600_000).default(30_000),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   logging: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -1,0 +1,150 @@
+import type { BucketEntry } from '@openclaw-edge/core';
+import type { Limiter } from '@openclaw-edge/engine';
+
+/**
+ * Anti-entropy digests (docs/replication.md, "Anti-entropy"). Agents fall into
+ * {@link DIGEST_BUCKETS} digest buckets by a hash of their id; a digest is, per digest bucket,
+ * the XOR of its agents' state hashes (two 32-bit lanes). Two replicas compare digests (8 KiB)
+ * and exchange the agents of the buckets that differ, so a repair moves what differs, not the
+ * whole state.
+ *
+ * A state hash covers each bucket's version (revision, params, epoch) and its slot counters, but
+ * not its overflow: overflow is raised by every replica on its own as time passes (normalising a
+ * full bucket), so two replicas with the same counters hold different overflow most of the time
+ * and would never compare equal. Each replica derives it again from the counters; deltas and
+ * repairs still carry it, and merging keeps the larger.
+ */
+export const DIGEST_BUCKETS = 1024;
+
+/** The digest bucket of an agent id (FNV-1a of its UTF-16 code units). */
+export function digestBucketOf(agentId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < agentId.length; i++) {
+    h ^= agentId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % DIGEST_BUCKETS;
+}
+
+/** Digest of every agent the limiter tracks: two lanes per digest bucket. */
+export function computeDigest(limiter: Limiter, nowMs: number): Uint32Array {
+  const digest = new Uint32Array(DIGEST_BUCKETS * 2);
+  for (const agentId of limiter.agents()) {
+    const b = digestBucketOf(agentId);
+    const [h1, h2] = hashEntries(agentId, limiter.exportAgent(agentId, nowMs));
+    digest[b * 2] = (digest[b * 2] as number) ^ h1;
+    digest[b * 2 + 1] = (digest[b * 2 + 1] as number) ^ h2;
+  }
+  return digest;
+}
+
+/** Indices of the digest buckets where `a` and `b` differ. */
+export function differingBuckets(a: Uint32Array, b: Uint32Array): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < DIGEST_BUCKETS; i++) {
+    if (a[i * 2] !== b[i * 2] || a[i * 2 + 1] !== b[i * 2 + 1]) out.push(i);
+  }
+  return out;
+}
+
+/**
+ * Full state of the agents in the given digest buckets, at most about `maxEntries` entries (an
+ * agent's entries are never split). Returns the entries and the buckets left out for lack of
+ * room, to ask for next.
+ */
+export function entriesOfBuckets(
+  limiter: Limiter,
+  buckets: readonly number[],
+  nowMs: number,
+  maxEntries: number,
+): { entries: BucketEntry[]; rest: number[] } {
+  const wanted = new Set(buckets);
+  const byBucket = new Map<number, string[]>();
+  for (const agentId of limiter.agents()) {
+    const b = digestBucketOf(agentId);
+    if (!wanted.has(b)) continue;
+    const list = byBucket.get(b);
+    if (list === undefined) byBucket.set(b, [agentId]);
+    else list.push(agentId);
+  }
+  const entries: BucketEntry[] = [];
+  const rest: number[] = [];
+  for (const b of buckets) {
+    const agents = byBucket.get(b) ?? [];
+    if (entries.length > 0 && entries.length + agents.length > maxEntries) {
+      rest.push(b);
+      continue;
+    }
+    for (const agentId of agents) entries.push(...limiter.exportAgent(agentId, nowMs));
+  }
+  return { entries, rest };
+}
+
+/** Encodes a digest as a frame payload (big-endian u32 pairs). */
+export function encodeDigest(digest: Uint32Array): Buffer {
+  const out = Buffer.allocUnsafe(digest.length * 4);
+  for (let i = 0; i < digest.length; i++) out.writeUInt32BE(digest[i] as number, i * 4);
+  return out;
+}
+
+/** Decodes {@link encodeDigest}; undefined when the payload is not a digest. */
+export function decodeDigest(payload: Buffer): Uint32Array | undefined {
+  if (payload.length !== DIGEST_BUCKETS * 8) return undefined;
+  const out = new Uint32Array(DIGEST_BUCKETS * 2);
+  for (let i = 0; i < out.length; i++) out[i] = payload.readUInt32BE(i * 4);
+  return out;
+}
+
+/** Encodes a list of digest bucket indices (a `want` payload). */
+export function encodeBucketList(buckets: readonly number[]): Buffer {
+  const out = Buffer.allocUnsafe(2 + buckets.length * 2);
+  out.writeUInt16BE(buckets.length, 0);
+  for (let i = 0; i < buckets.length; i++) out.writeUInt16BE(buckets[i] as number, 2 + i * 2);
+  return out;
+}
+
+/** Decodes {@link encodeBucketList}; undefined when malformed or out of range. */
+export function decodeBucketList(payload: Buffer): number[] | undefined {
+  if (payload.length < 2) return undefined;
+  const n = payload.readUInt16BE(0);
+  if (n > DIGEST_BUCKETS || payload.length !== 2 + n * 2) return undefined;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const b = payload.readUInt16BE(2 + i * 2);
+    if (b >= DIGEST_BUCKETS) return undefined;
+    out.push(b);
+  }
+  return out;
+}
+
+/** Order-independent hash of one agent's bucket states, overflow left out (see above). */
+function hashEntries(agentId: string, entries: readonly BucketEntry[]): [number, number] {
+  let h1 = 0;
+  let h2 = 0;
+  for (const e of entries) {
+    const s = e.state;
+    const head = `${agentId}\u0000${e.limit}\u0000${s.revision}\u0000${s.params}\u0000${s.epochMs}`;
+    let a = lane(head, 0x9e3779b9);
+    let b = lane(head, 0x85ebca6b);
+    // Slots in any order: sum their hashes (mod 2^32) into the head's.
+    for (const [slot, c] of s.slots) {
+      const text = `${slot}\u0000${c.consumed}\u0000${c.refunded}`;
+      a = (a + lane(text, 0xc2b2ae35)) >>> 0;
+      b = (b + lane(text, 0x27d4eb2f)) >>> 0;
+    }
+    h1 ^= a;
+    h2 ^= b;
+  }
+  return [h1 >>> 0, h2 >>> 0];
+}
+
+/** A seeded 32-bit string hash (murmur3-style mixing of UTF-16 code units). */
+function lane(text: string, seed: number): number {
+  let h = seed >>> 0;
+  for (let i = 0; i < text.length; i++) {
+    h = Math.imul(h ^ text.charCodeAt(i), 0x5bd1e995);
+    h ^= h >>> 15;
+  }
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}

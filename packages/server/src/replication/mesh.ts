@@ -1,0 +1,533 @@
+import { lookup } from 'node:dns/promises';
+import http2, {
+  type ClientHttp2Session,
+  type Http2Server,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { type BucketEntry, decodeEntries, encodeEntries } from '@openclaw-edge/core';
+import {
+  decodeBucketList,
+  decodeDigest,
+  differingBuckets,
+  encodeBucketList,
+  encodeDigest,
+} from './digest.js';
+import { type Frame, FrameError, FrameKind } from './frame.js';
+import type { PullPoint, ReplicaContext, ReplicationTransport } from './replicator.js';
+
+/**
+ * The `mesh` transport: replicas talk directly over HTTP/2 without TLS (h2c), on a port of
+ * their own, every request and response body a signed frame (frame.ts). Deltas are pushed to
+ * each peer one at a time, in order; digests and repairs are request/response. Peers are
+ * addresses from a static list and/or a DNS name (a Kubernetes headless Service), re-resolved
+ * periodically; the node id behind an address is learned by a `hello`.
+ */
+export interface MeshOptions {
+  readonly host: string;
+  readonly port: number;
+  /** `host:port` addresses of peers (this replica's own address may be among them). */
+  readonly peers: readonly string[];
+  readonly dns?: { readonly name: string; readonly port: number; readonly intervalMs: number };
+  /** Per request. */
+  readonly timeoutMs: number;
+  /** Entries per repair response or request. */
+  readonly maxEntriesPerMessage: number;
+}
+
+const PATHS = {
+  delta: '/replication/v1/delta',
+  hello: '/replication/v1/hello',
+  digest: '/replication/v1/digest',
+  want: '/replication/v1/want',
+  entries: '/replication/v1/entries',
+} as const;
+
+/** Deltas waiting for one peer beyond this are dropped, oldest first (the peer repairs the gap). */
+const MAX_QUEUED_DELTAS = 64;
+
+/** One peer address: its HTTP/2 session, the node id found there and its outgoing delta queue. */
+class PeerLink {
+  nodeId: string | undefined;
+  /** The address answered with our own node id. */
+  self = false;
+  reachable = false;
+  private session: ClientHttp2Session | undefined;
+  private readonly queue: Buffer[] = [];
+  private sending = false;
+  private helloRunning: Promise<void> | undefined;
+
+  constructor(
+    readonly address: string,
+    private readonly mesh: MeshTransport,
+  ) {}
+
+  /** The id this address counts as in the peer set: its node id once known. */
+  get memberId(): string {
+    return this.nodeId ?? `peer-${this.address.replace(/[^A-Za-z0-9_.:-]/g, '-')}`.slice(0, 64);
+  }
+
+  enqueue(frame: Buffer): void {
+    if (this.self) return;
+    this.queue.push(frame);
+    if (this.queue.length > MAX_QUEUED_DELTAS) this.queue.shift();
+    void this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.sending) return;
+    this.sending = true;
+    try {
+      if (this.nodeId === undefined) await this.hello();
+      while (this.queue.length > 0 && !this.self) {
+        const frame = this.queue[0] as Buffer;
+        await this.post(PATHS.delta, frame);
+        this.queue.shift();
+      }
+    } catch {
+      // Unreachable: drop what waits (the peer pulls after the gap) and try again next tick.
+      this.queue.length = 0;
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  /** Learns the node id at this address (once per connection, coalesced). */
+  hello(): Promise<void> {
+    this.helloRunning ??= (async () => {
+      try {
+        const answer = await this.exchange(
+          PATHS.hello,
+          this.mesh.frame(FrameKind.hello, Buffer.alloc(0)),
+        );
+        if (answer.nodeId === this.mesh.context.nodeId) {
+          this.self = true;
+          this.queue.length = 0;
+        } else {
+          this.nodeId = answer.nodeId;
+        }
+        this.mesh.membershipChanged();
+      } finally {
+        this.helloRunning = undefined;
+      }
+    })();
+    return this.helloRunning;
+  }
+
+  /** Sends a signed request frame; expects a signed frame back. */
+  async exchange(path: string, frame: Buffer): Promise<Frame> {
+    const body = await this.post(path, frame);
+    let answer: Frame;
+    try {
+      answer = this.mesh.context.codec.decode(body);
+    } catch (error) {
+      this.mesh.context.countRejected(error instanceof FrameError ? error.code : 'frame_malformed');
+      throw error;
+    }
+    this.mesh.context.countBytes('received', body.length);
+    return answer;
+  }
+
+  post(path: string, body: Buffer): Promise<Buffer> {
+    return new Promise<Buffer>((resolve, reject) => {
+      let session: ClientHttp2Session;
+      try {
+        session = this.connect();
+      } catch (error) {
+        this.failed();
+        reject(error);
+        return;
+      }
+      const req = session.request({
+        ':method': 'POST',
+        ':path': path,
+        'content-type': 'application/octet-stream',
+        'content-length': body.length,
+      });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let status = 0;
+      const max = this.mesh.context.codec.maxBytes;
+      req.setTimeout(this.mesh.options.timeoutMs, () => req.close(http2.constants.NGHTTP2_CANCEL));
+      req.on('response', (headers) => {
+        status = Number(headers[':status']);
+      });
+      req.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > max) req.close(http2.constants.NGHTTP2_CANCEL);
+        else chunks.push(chunk);
+      });
+      req.on('error', (error) => {
+        this.failed();
+        reject(error);
+      });
+      req.on('close', () => {
+        if (status === 0 || size > max) {
+          this.failed();
+          reject(new Error(`no answer from ${this.address}`));
+          return;
+        }
+        if (status >= 300) {
+          reject(new Error(`${this.address} answered ${status} to ${path}`));
+          return;
+        }
+        this.setReachable(true);
+        resolve(Buffer.concat(chunks));
+      });
+      req.end(body);
+    });
+  }
+
+  private connect(): ClientHttp2Session {
+    if (this.session !== undefined && !this.session.closed && !this.session.destroyed) {
+      return this.session;
+    }
+    const session = http2.connect(`http://${this.address}`);
+    session.on('error', () => this.failed());
+    session.on('goaway', () => this.dropSession(session));
+    session.on('close', () => this.dropSession(session));
+    session.unref();
+    this.session = session;
+    return session;
+  }
+
+  private dropSession(session: ClientHttp2Session): void {
+    if (this.session === session) this.session = undefined;
+  }
+
+  private failed(): void {
+    this.session?.destroy();
+    this.session = undefined;
+    this.setReachable(false);
+  }
+
+  private setReachable(up: boolean): void {
+    if (up === this.reachable) return;
+    this.reachable = up;
+    if (this.nodeId !== undefined) this.mesh.context.setReachable(this.nodeId, up);
+  }
+
+  /** A delta is on its way to this peer. */
+  get busy(): boolean {
+    return this.sending;
+  }
+
+  close(): void {
+    this.session?.close();
+    this.session = undefined;
+  }
+}
+
+/** See {@link MeshOptions}. */
+export class MeshTransport implements ReplicationTransport {
+  readonly kind = 'mesh' as const;
+  private server: Http2Server | undefined;
+  private readonly links = new Map<string, PeerLink>();
+  private dnsTimer: NodeJS.Timeout | undefined;
+  private dnsAddresses: string[] = [];
+  private nextRound = 0;
+  private ctx: ReplicaContext | undefined;
+
+  constructor(readonly options: MeshOptions) {}
+
+  get context(): ReplicaContext {
+    if (this.ctx === undefined) throw new Error('mesh transport not started');
+    return this.ctx;
+  }
+
+  /** The port the peer listener is bound to (useful with port 0). */
+  get port(): number {
+    return (this.server?.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  async start(context: ReplicaContext): Promise<void> {
+    this.ctx = context;
+    const server = http2.createServer();
+    server.on('stream', (stream, headers) => {
+      void this.serve(stream, String(headers[':method']), String(headers[':path']));
+    });
+    server.on('sessionError', () => {});
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port, this.options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    if (this.options.dns !== undefined) {
+      await this.resolveDns();
+      this.dnsTimer = setInterval(() => void this.resolveDns(), this.options.dns.intervalMs);
+      this.dnsTimer.unref();
+    }
+    this.syncLinks();
+    // Learn who is where before the replicator's start-up pulls.
+    await Promise.allSettled([...this.links.values()].map((link) => link.hello()));
+    this.membershipChanged();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.dnsTimer);
+    // Let the final delta go out (bounded by the request timeout).
+    const deadline = Date.now() + this.options.timeoutMs;
+    while (Date.now() < deadline && [...this.links.values()].some((l) => l.busy)) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    for (const link of this.links.values()) link.close();
+    const server = this.server;
+    if (server !== undefined) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  broadcast(frame: Buffer): void {
+    for (const link of this.links.values()) link.enqueue(frame);
+  }
+
+  async pull(nodeId: string): Promise<PullPoint | undefined> {
+    const link = [...this.links.values()].find((l) => l.nodeId === nodeId);
+    if (link === undefined) return undefined;
+    return this.syncWith(link, false);
+  }
+
+  async antiEntropy(): Promise<{ nodeId: string; point: PullPoint } | undefined> {
+    const candidates = [...this.links.values()].filter((l) => l.nodeId !== undefined && !l.self);
+    if (candidates.length === 0) return undefined;
+    const link = candidates[this.nextRound++ % candidates.length] as PeerLink;
+    const point = await this.syncWith(link, true);
+    return point === undefined ? undefined : { nodeId: link.nodeId as string, point };
+  }
+
+  /**
+   * Signs a frame of this replica. Non-delta kinds carry the current delta seq and time, or those
+   * of `at` when the caller read them before the state it sends.
+   */
+  frame(
+    kind: FrameKind,
+    payload: Uint8Array,
+    at: { readonly seq: number; readonly sentAtMs: number } = this.position(),
+  ): Buffer {
+    const c = this.context;
+    return c.codec.encode({
+      kind,
+      nodeId: c.nodeId,
+      incarnation: c.incarnation,
+      seq: at.seq,
+      sentAtMs: at.sentAtMs,
+      payload,
+    });
+  }
+
+  private position(): { seq: number; sentAtMs: number } {
+    return { seq: this.context.currentSeq(), sentAtMs: this.context.now() };
+  }
+
+  /** Recomputes the peer set: every address's node id (or its placeholder until known). */
+  membershipChanged(): void {
+    if (this.ctx === undefined) return;
+    const ids = [...this.links.values()].filter((l) => !l.self).map((l) => l.memberId);
+    this.ctx.setMembers(ids);
+  }
+
+  /**
+   * Digest exchange with one peer: merges the peer's state of every digest bucket that differs
+   * and, when `pushBack`, sends ours for them. Returns where the peer was when it compared.
+   */
+  private async syncWith(link: PeerLink, pushBack: boolean): Promise<PullPoint | undefined> {
+    const c = this.context;
+    const mine = c.digest();
+    const first = await link.exchange(
+      PATHS.digest,
+      this.frame(FrameKind.digest, encodeDigest(mine)),
+    );
+    if (first.kind !== FrameKind.entries)
+      throw new Error('digest answered with a wrong frame kind');
+    let page = parseEntriesPayload(first.payload);
+    const differing = page.differing;
+    c.mergeEntries(page.entries);
+    while (page.rest.length > 0) {
+      const next = await link.exchange(
+        PATHS.want,
+        this.frame(FrameKind.want, encodeBucketList(page.rest)),
+      );
+      page = parseEntriesPayload(next.payload);
+      c.mergeEntries(page.entries);
+    }
+    if (pushBack) {
+      let rest = differing;
+      while (rest.length > 0) {
+        const out = c.entriesOf(rest, this.options.maxEntriesPerMessage);
+        rest = out.rest;
+        if (out.entries.length === 0) continue;
+        await link.post(
+          PATHS.entries,
+          this.frame(FrameKind.entries, entriesPayload([], [], out.entries)),
+        );
+      }
+    }
+    return { sentAtMs: first.sentAtMs, incarnation: first.incarnation, seq: first.seq };
+  }
+
+  /** Answers one request from a peer. Every body must be a frame signed with the secret. */
+  private async serve(stream: ServerHttp2Stream, method: string, path: string): Promise<void> {
+    const c = this.context;
+    const reply = (status: number, body?: Buffer) => {
+      if (stream.closed || stream.destroyed) return;
+      stream.respond({ ':status': status, 'content-type': 'application/octet-stream' });
+      stream.end(body);
+    };
+    stream.on('error', () => {});
+    if (method !== 'POST' || !Object.values(PATHS).includes(path as never)) {
+      reply(404);
+      return;
+    }
+    const body = await readBody(stream, c.codec.maxBytes);
+    if (body === undefined) {
+      c.countRejected('frame_too_large');
+      reply(413);
+      return;
+    }
+    c.countBytes('received', body.length);
+    if (path === PATHS.delta) {
+      reply(c.receive(body) ? 204 : 400);
+      return;
+    }
+    let frame: Frame;
+    try {
+      frame = c.codec.decode(body);
+    } catch (error) {
+      const code = error instanceof FrameError ? error.code : 'frame_malformed';
+      c.countRejected(code);
+      reply(code === 'frame_unauthenticated' ? 401 : 400);
+      return;
+    }
+    const answer = (
+      payload: Uint8Array,
+      kind: FrameKind = FrameKind.entries,
+      at = this.position(),
+    ) => {
+      const out = this.frame(kind, payload, at);
+      c.countBytes('sent', out.length);
+      reply(200, out);
+    };
+    switch (path) {
+      case PATHS.hello:
+        answer(Buffer.alloc(0), FrameKind.hello);
+        return;
+      case PATHS.digest: {
+        const theirs = frame.kind === FrameKind.digest ? decodeDigest(frame.payload) : undefined;
+        if (theirs === undefined) break;
+        // Time and seq are read before the state: the state covers at least them.
+        const at = this.position();
+        const differing = differingBuckets(c.digest(), theirs);
+        const out = c.entriesOf(differing, this.options.maxEntriesPerMessage);
+        answer(entriesPayload(differing, out.rest, out.entries), FrameKind.entries, at);
+        return;
+      }
+      case PATHS.want: {
+        const buckets = frame.kind === FrameKind.want ? decodeBucketList(frame.payload) : undefined;
+        if (buckets === undefined) break;
+        const out = c.entriesOf(buckets, this.options.maxEntriesPerMessage);
+        answer(entriesPayload([], out.rest, out.entries));
+        return;
+      }
+      case PATHS.entries: {
+        if (frame.kind !== FrameKind.entries) break;
+        try {
+          c.mergeEntries(parseEntriesPayload(frame.payload).entries);
+        } catch {
+          break;
+        }
+        reply(204);
+        return;
+      }
+    }
+    c.countRejected('bad_request');
+    reply(400);
+  }
+
+  private async resolveDns(): Promise<void> {
+    const dns = this.options.dns;
+    if (dns === undefined) return;
+    try {
+      const found = await lookup(dns.name, { all: true });
+      this.dnsAddresses = found.map((a) =>
+        a.family === 6 ? `[${a.address}]:${dns.port}` : `${a.address}:${dns.port}`,
+      );
+    } catch (error) {
+      // Keep the last answer: a DNS hiccup is not the fleet shrinking.
+      this.context.logger.warn({ err: error, name: dns.name }, 'peer DNS lookup failed');
+      return;
+    }
+    if (this.server !== undefined) {
+      this.syncLinks();
+      this.membershipChanged();
+    }
+  }
+
+  /** Makes the links match the configured and resolved addresses. */
+  private syncLinks(): void {
+    const wanted = new Set([...this.options.peers, ...this.dnsAddresses]);
+    for (const [address, link] of this.links) {
+      if (!wanted.has(address)) {
+        link.close();
+        this.links.delete(address);
+      }
+    }
+    for (const address of wanted) {
+      if (!this.links.has(address)) {
+        const link = new PeerLink(address, this);
+        this.links.set(address, link);
+        void link.hello().catch(() => {});
+      }
+    }
+  }
+}
+
+/** An `entries` payload: the digest buckets that differed, those not sent yet, the entries. */
+function entriesPayload(
+  differing: readonly number[],
+  rest: readonly number[],
+  entries: readonly BucketEntry[],
+): Buffer {
+  return Buffer.concat([
+    encodeBucketList(differing),
+    encodeBucketList(rest),
+    encodeEntries(entries),
+  ]);
+}
+
+function parseEntriesPayload(payload: Buffer): {
+  differing: number[];
+  rest: number[];
+  entries: BucketEntry[];
+} {
+  const differing = decodeBucketList(payload.subarray(0, 2 + payload.readUInt16BE(0) * 2));
+  const afterFirst = 2 + (differing?.length ?? 0) * 2;
+  const restLength = payload.readUInt16BE(afterFirst);
+  const rest = decodeBucketList(payload.subarray(afterFirst, afterFirst + 2 + restLength * 2));
+  if (differing === undefined || rest === undefined) throw new Error('malformed entries payload');
+  return {
+    differing,
+    rest,
+    entries: decodeEntries(payload.subarray(afterFirst + 2 + restLength * 2)),
+  };
+}
+
+/** Reads a request body up to `max` bytes; undefined when larger. */
+function readBody(stream: ServerHttp2Stream, max: number): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.on('end', () => resolve(size > max ? undefined : Buffer.concat(chunks)));
+    stream.on('error', () => resolve(undefined));
+  });
+}

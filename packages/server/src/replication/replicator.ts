@@ -1,0 +1,419 @@
+import { type BucketEntry, decodeEntries, encodeEntries } from '@openclaw-edge/core';
+import type { Limiter } from '@openclaw-edge/engine';
+import type { Logger } from 'pino';
+import type { EdgeMetrics } from '../metrics/edge-metrics.js';
+import { computeDigest, entriesOfBuckets } from './digest.js';
+import { type Frame, type FrameCodec, FrameError, FrameKind } from './frame.js';
+
+/**
+ * What a transport gets from the replicator: this replica's identity and state, and the calls it
+ * makes when something arrives or membership changes.
+ */
+export interface ReplicaContext {
+  readonly nodeId: string;
+  readonly incarnation: number;
+  readonly codec: FrameCodec;
+  readonly logger: Logger;
+  now(): number;
+  /** A frame arrived (any kind a transport does not answer itself); false if refused. */
+  receive(bytes: Uint8Array): boolean;
+  /** Merges state a transport fetched (repairs, cold start); counts it. */
+  mergeEntries(entries: readonly BucketEntry[]): void;
+  /** The replica's current digest. */
+  digest(): Uint32Array;
+  /** Full state of the agents in these digest buckets, at most about `maxEntries` entries. */
+  entriesOf(
+    buckets: readonly number[],
+    maxEntries: number,
+  ): { entries: BucketEntry[]; rest: number[] };
+  /** Seq of the last delta this replica sent (peers use it to place a pull in the stream). */
+  currentSeq(): number;
+  /** Membership changed: the node ids of the other replicas (from config or discovery). */
+  setMembers(nodeIds: readonly string[]): void;
+  /** A peer became reachable or unreachable (metrics only; membership is unchanged). */
+  setReachable(nodeId: string, reachable: boolean): void;
+  /** Counts a frame the transport refused before it reached `receive`. */
+  countRejected(reason: string): void;
+  /** Counts bytes moved outside deltas (digests, repairs). */
+  countBytes(direction: 'sent' | 'received', bytes: number): void;
+}
+
+/** Where a peer was when a pull read its state. */
+export interface PullPoint {
+  readonly sentAtMs: number;
+  readonly incarnation: number;
+  readonly seq: number;
+}
+
+/** A way for replicas to reach each other: the mesh (HTTP/2) or a Redis backplane. */
+export interface ReplicationTransport {
+  readonly kind: 'mesh' | 'redis';
+  start(context: ReplicaContext): Promise<void>;
+  /** Sends a delta frame to every peer, in order per peer; best effort (gaps are repaired). */
+  broadcast(frame: Buffer): void;
+  /**
+   * Brings this replica up to date with `nodeId`'s full state (merging through the context) and
+   * resolves with where the peer was when its state was read: its clock (every charge it made
+   * before it is now merged here), its incarnation and the seq of the last delta it had sent.
+   * Undefined when the peer could not be reached.
+   */
+  pull(nodeId: string): Promise<PullPoint | undefined>;
+  /**
+   * One anti-entropy round with some peer (digest, then repair both ways). Resolves with the
+   * peer and where it was, like `pull`, or undefined when no peer was reached.
+   */
+  antiEntropy(): Promise<{ readonly nodeId: string; readonly point: PullPoint } | undefined>;
+  stop(): Promise<void>;
+}
+
+/** Per sending peer: where its delta stream is, and whether we hold everything before it. */
+interface Inbound {
+  incarnation: number;
+  /** Next delta seq expected from this incarnation. */
+  expect: number;
+  /** First seq of the unbroken run of deltas that ends at `expect - 1`. */
+  runStart: number;
+  /**
+   * True once a full pull since the last gap (or the first contact, or a restart of the peer)
+   * has been merged; until then deltas are merged but do not move the peer's sync time.
+   */
+  synced: boolean;
+  pulling: boolean;
+  /** The newest sentAt passed to `peerHeardFrom`. */
+  heardAt: number;
+}
+
+export interface ReplicatorOptions {
+  readonly limiter: Limiter;
+  readonly incarnation: number;
+  readonly transport: ReplicationTransport;
+  readonly codec: FrameCodec;
+  readonly logger: Logger;
+  readonly syncIntervalMs: number;
+  readonly antiEntropyIntervalMs: number;
+  readonly metrics?: EdgeMetrics;
+  readonly now?: () => number;
+}
+
+/** Counters of the replication layer (tests, logs, metrics). */
+export interface ReplicationStats {
+  deltasSent: number;
+  deltasReceived: number;
+  rejected: number;
+  gaps: number;
+  pulls: number;
+  entriesMerged: number;
+}
+
+/**
+ * Replicates the limiter's bucket state over a transport (docs/replication.md): every sync
+ * interval, on a grid shared by every replica (multiples of the interval), it drains the changed
+ * agents and broadcasts them as one numbered delta (empty = heartbeat); it merges what peers
+ * send, tells the engine how far each peer is heard (`peerHeardFrom`) while the peer's stream has
+ * no gap, and pulls a peer's full state after a gap, a restart of the peer or the first contact.
+ * Periodic anti-entropy repairs whatever slipped through.
+ */
+export class Replicator {
+  readonly stats: ReplicationStats = {
+    deltasSent: 0,
+    deltasReceived: 0,
+    rejected: 0,
+    gaps: 0,
+    pulls: 0,
+    entriesMerged: 0,
+  };
+  private seq = 0;
+  private readonly inbound = new Map<string, Inbound>();
+  private members: readonly string[] = [];
+  private readonly reachable = new Set<string>();
+  private tickTimer: NodeJS.Timeout | undefined;
+  private antiEntropyTimer: NodeJS.Timeout | undefined;
+  private antiEntropyRunning = false;
+  private stopped = false;
+  private readonly now: () => number;
+  readonly context: ReplicaContext;
+
+  constructor(private readonly options: ReplicatorOptions) {
+    this.now = options.now ?? Date.now;
+    const limiter = options.limiter;
+    this.context = {
+      nodeId: limiter.nodeId,
+      incarnation: options.incarnation,
+      codec: options.codec,
+      logger: options.logger,
+      now: this.now,
+      receive: (bytes) => this.receive(bytes),
+      mergeEntries: (entries) => this.mergeEntries(entries),
+      digest: () => computeDigest(limiter, this.now()),
+      entriesOf: (buckets, max) => entriesOfBuckets(limiter, buckets, this.now(), max),
+      currentSeq: () => this.seq,
+      setMembers: (ids) => this.setMembers(ids),
+      setReachable: (id, up) => this.setReachable(id, up),
+      countRejected: (reason) => this.countRejected(reason),
+      countBytes: (direction, bytes) =>
+        options.metrics?.replication.bytes.inc({ direction }, bytes),
+    };
+  }
+
+  /** Starts the transport, pulls every reachable peer's state (bounded by `startupMs`), then ticks. */
+  async start(startupMs: number): Promise<void> {
+    await this.options.transport.start(this.context);
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, startupMs).unref());
+    await Promise.race([Promise.allSettled(this.members.map((id) => this.pull(id))), deadline]);
+    this.scheduleTick();
+    this.antiEntropyTimer = setInterval(() => {
+      void this.runAntiEntropy();
+    }, this.options.antiEntropyIntervalMs);
+    this.antiEntropyTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.tickTimer);
+    clearInterval(this.antiEntropyTimer);
+    // A last delta, so peers get our final charges without waiting for anti-entropy.
+    this.tick();
+    await this.options.transport.stop();
+  }
+
+  /** Peers (node ids) and how far each is heard; for diagnostics and tests. */
+  peers(): { nodeId: string; reachable: boolean; synced: boolean; heardAtMs: number }[] {
+    return this.members.map((nodeId) => {
+      const s = this.inbound.get(nodeId);
+      return {
+        nodeId,
+        reachable: this.reachable.has(nodeId),
+        synced: s?.synced ?? false,
+        heardAtMs: s?.heardAt ?? Number.NEGATIVE_INFINITY,
+      };
+    });
+  }
+
+  /** Drains changed agents and broadcasts them as the next delta (also when empty). */
+  tick(): void {
+    const now = this.now();
+    const entries = this.options.limiter.drainDirty(now, Number.POSITIVE_INFINITY, 'replication');
+    const frame = this.options.codec.encode({
+      kind: FrameKind.delta,
+      nodeId: this.context.nodeId,
+      incarnation: this.context.incarnation,
+      seq: ++this.seq,
+      sentAtMs: now,
+      payload: encodeEntries(entries),
+    });
+    this.options.transport.broadcast(frame);
+    this.stats.deltasSent++;
+    const m = this.options.metrics?.replication;
+    m?.deltas.inc({ direction: 'sent', outcome: 'ok' });
+    m?.bytes.inc({ direction: 'sent' }, frame.length * Math.max(1, this.members.length));
+    this.updateLag(now);
+  }
+
+  private scheduleTick(): void {
+    if (this.stopped) return;
+    const interval = this.options.syncIntervalMs;
+    const now = this.now();
+    // On the shared grid: every replica drains at the same moments (docs/replication.md, item 2).
+    const wait = interval - (now % interval);
+    this.tickTimer = setTimeout(() => {
+      try {
+        this.tick();
+      } catch (error) {
+        this.options.logger.error({ err: error }, 'replication tick failed');
+      }
+      this.scheduleTick();
+    }, wait);
+    this.tickTimer.unref();
+  }
+
+  /** Handles one frame from a peer; false when it was refused. */
+  receive(bytes: Uint8Array): boolean {
+    let frame: Frame;
+    try {
+      frame = this.options.codec.decode(bytes);
+    } catch (error) {
+      this.countRejected(error instanceof FrameError ? error.code : 'frame_malformed');
+      return false;
+    }
+    if (frame.nodeId === this.context.nodeId) {
+      if (frame.incarnation !== this.context.incarnation) {
+        this.options.logger.error(
+          { node_id: frame.nodeId },
+          'another replica uses this node id: give every replica its own node_id',
+        );
+        this.countRejected('node_id_clash');
+        return false;
+      }
+      return true; // our own broadcast echoed back (Redis pub/sub)
+    }
+    if (frame.kind !== FrameKind.delta) {
+      this.countRejected('unexpected_kind');
+      return false;
+    }
+    let entries: BucketEntry[];
+    try {
+      entries = decodeEntries(frame.payload);
+    } catch {
+      this.countRejected('bad_entries');
+      return false;
+    }
+    this.options.metrics?.replication.bytes.inc({ direction: 'received' }, bytes.length);
+    this.mergeEntries(entries);
+    this.stats.deltasReceived++;
+    this.options.metrics?.replication.deltas.inc({ direction: 'received', outcome: 'ok' });
+    this.followStream(frame);
+    return true;
+  }
+
+  /** Sequence bookkeeping of one delta: heard while contiguous, a pull after a gap. */
+  private followStream(frame: Frame): void {
+    const id = frame.nodeId;
+    let s = this.inbound.get(id);
+    if (s === undefined || frame.incarnation > s.incarnation) {
+      // First contact, or the peer restarted: what it did before is not known to be here.
+      s = this.track(id, frame.incarnation, frame.seq, false, s?.heardAt);
+    } else if (frame.incarnation < s.incarnation) {
+      return; // a late delta of the peer's previous run: merged, says nothing about the stream
+    }
+    if (frame.seq < s.expect) return; // a duplicate or a replay: merged, nothing to learn
+    if (frame.seq > s.expect) {
+      this.stats.gaps++;
+      s.runStart = frame.seq;
+      s.synced = false;
+    }
+    s.expect = frame.seq + 1;
+    if (s.synced) this.heard(id, s, frame.sentAtMs);
+    else if (!s.pulling) void this.pull(id);
+  }
+
+  private track(
+    nodeId: string,
+    incarnation: number,
+    nextSeq: number,
+    synced: boolean,
+    heardAt = Number.NEGATIVE_INFINITY,
+  ): Inbound {
+    const s: Inbound = {
+      incarnation,
+      expect: nextSeq,
+      runStart: nextSeq,
+      synced,
+      pulling: false,
+      heardAt,
+    };
+    this.inbound.set(nodeId, s);
+    return s;
+  }
+
+  /**
+   * Pulls `nodeId`'s full state. The peer's clock and delta seq at the moment it was read say
+   * what it covers: every charge before that moment, every delta up to that seq. If the deltas
+   * received since form an unbroken run from there, the stream counts as gap-free again.
+   */
+  private async pull(nodeId: string): Promise<void> {
+    const before = this.inbound.get(nodeId);
+    if (before?.pulling || this.stopped) return;
+    if (before !== undefined) before.pulling = true;
+    try {
+      const point = await this.options.transport.pull(nodeId);
+      if (point !== undefined) this.pulled(nodeId, point);
+    } catch (error) {
+      this.options.logger.warn({ err: error, peer: nodeId }, 'replication pull failed');
+    } finally {
+      const s = this.inbound.get(nodeId);
+      if (s !== undefined) s.pulling = false;
+    }
+  }
+
+  /** Applies what a pull (or an anti-entropy round) with `nodeId` established. */
+  private pulled(nodeId: string, point: PullPoint): void {
+    this.stats.pulls++;
+    let s = this.inbound.get(nodeId);
+    if (s === undefined || point.incarnation > s.incarnation) {
+      s = this.track(nodeId, point.incarnation, point.seq + 1, true, s?.heardAt);
+    } else if (point.incarnation === s.incarnation && s.runStart <= point.seq + 1) {
+      s.synced = true;
+      if (s.expect < point.seq + 1) {
+        s.expect = point.seq + 1;
+        s.runStart = point.seq + 1;
+      }
+    }
+    // Whatever the stream says, everything the peer charged before `sentAtMs` is here now.
+    this.heard(nodeId, s, point.sentAtMs);
+  }
+
+  private heard(nodeId: string, s: Inbound, sentAtMs: number): void {
+    if (sentAtMs > s.heardAt) s.heardAt = sentAtMs;
+    this.options.limiter.peerHeardFrom(nodeId, sentAtMs);
+  }
+
+  private mergeEntries(entries: readonly BucketEntry[]): void {
+    if (entries.length === 0) return;
+    const report = this.options.limiter.merge(entries, this.now());
+    this.stats.entriesMerged += report.applied;
+  }
+
+  private setMembers(ids: readonly string[]): void {
+    const next = [...new Set(ids)].filter((id) => id !== this.context.nodeId).sort();
+    if (next.join('\u0000') === this.members.join('\u0000')) return;
+    const added = next.filter((id) => !this.members.includes(id));
+    const removed = this.members.filter((id) => !next.includes(id));
+    this.members = next;
+    this.options.limiter.setPeers(next);
+    for (const id of removed) {
+      this.inbound.delete(id);
+      this.reachable.delete(id);
+      this.options.metrics?.replication.lagSeconds.remove({ peer: id });
+    }
+    this.options.logger.info({ peers: next, added, removed }, 'replication peers changed');
+    this.updatePeerGauges();
+  }
+
+  private setReachable(nodeId: string, up: boolean): void {
+    const was = this.reachable.has(nodeId);
+    if (up === was) return;
+    if (up) this.reachable.add(nodeId);
+    else this.reachable.delete(nodeId);
+    this.options.logger[up ? 'info' : 'warn'](
+      { peer: nodeId },
+      up ? 'peer reachable' : 'peer unreachable',
+    );
+    this.updatePeerGauges();
+  }
+
+  private updatePeerGauges(): void {
+    const peers = this.options.metrics?.replication.peers;
+    peers?.set({ state: 'known' }, this.members.length);
+    peers?.set({ state: 'reachable' }, this.members.filter((id) => this.reachable.has(id)).length);
+  }
+
+  private updateLag(now: number): void {
+    const lag = this.options.metrics?.replication.lagSeconds;
+    if (lag === undefined) return;
+    for (const id of this.members) {
+      const at = this.inbound.get(id)?.heardAt ?? Number.NEGATIVE_INFINITY;
+      if (Number.isFinite(at)) lag.set({ peer: id }, Math.max(0, now - at) / 1000);
+    }
+  }
+
+  private countRejected(reason: string): void {
+    this.stats.rejected++;
+    this.options.metrics?.replication.deltas.inc({ direction: 'received', outcome: 'rejected' });
+    this.options.logger.warn({ reason }, 'replication frame rejected');
+  }
+
+  private async runAntiEntropy(): Promise<void> {
+    if (this.antiEntropyRunning || this.stopped) return;
+    this.antiEntropyRunning = true;
+    try {
+      const round = await this.options.transport.antiEntropy();
+      if (round !== undefined && this.members.includes(round.nodeId)) {
+        this.pulled(round.nodeId, round.point);
+      }
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'anti-entropy round failed');
+    } finally {
+      this.antiEntropyRunning = false;
+    }
+  }
+}
