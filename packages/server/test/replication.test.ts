@@ -7,7 +7,7 @@ import { computeDigest, differingBuckets } from '../src/replication/digest.js';
 import { FrameCodec, type FrameError, FrameKind } from '../src/replication/frame.js';
 import { MeshTransport } from '../src/replication/mesh.js';
 import { Replicator } from '../src/replication/replicator.js';
-import { eventually } from './harness.js';
+import { eventually, freePorts } from './harness.js';
 
 const SECRET = 'a-shared-secret-of-some-length';
 const policy = definePolicy([{ name: 'rpm', capacity: 100, refill: 1, per: 'minute' }]);
@@ -23,23 +23,6 @@ const running: Replica[] = [];
 afterEach(async () => {
   await Promise.all(running.splice(0).map((r) => r.replicator.stop()));
 });
-
-async function freePorts(n: number): Promise<number[]> {
-  const { createServer } = await import('node:net');
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<import('node:net').Server>((resolve) => {
-          const s = createServer();
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as import('node:net').AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 async function startReplica(
   nodeId: string,

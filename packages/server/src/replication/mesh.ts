@@ -105,6 +105,7 @@ class PeerLink {
           this.queue.length = 0;
         } else {
           this.nodeId = answer.nodeId;
+          this.mesh.context.setReachable(answer.nodeId, true);
         }
         this.mesh.membershipChanged();
       } finally {
