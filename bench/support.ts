@@ -2,8 +2,9 @@
  * Helpers every benchmark shares: progress lines, seeded randomness, statistics, number
  * formatting, and what was measured (commit, load).
  */
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const started = process.hrtime.bigint();
@@ -98,4 +99,83 @@ export function nodeCommand(): string {
   return ['node', ...process.execArgv, ...process.argv.slice(1)]
     .map((arg) => (arg.startsWith(repo) ? arg.slice(repo.length) : arg))
     .join(' ');
+}
+
+/** A running `openclaw-edge serve` child process. */
+export interface EdgeProcess {
+  readonly url: string;
+  readonly child: ChildProcess;
+  /** SIGTERM, then SIGKILL if it has not exited within 15 s. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `openclaw-edge serve --config configPath` from the TypeScript sources on a free port
+ * (PORT=0), with the bench's logging env removed, and resolves once its "ready" line gives the
+ * address.
+ */
+export function startEdgeProcess(configPath: string, label = 'edge'): Promise<EdgeProcess> {
+  const repo = fileURLToPath(new URL('..', import.meta.url));
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1' };
+  for (const k of [
+    'LOG_LEVEL',
+    'OPENCLAW_EDGE_DATA_DIR',
+    'OPENCLAW_EDGE_LOG_FORMAT',
+    'DATABASE_URL',
+  ])
+    delete env[k];
+  const args = [
+    '--conditions=@openclaw-edge/source',
+    '--import',
+    'tsx',
+    join(repo, 'packages', 'server', 'src', 'main.ts'),
+    'serve',
+    '--config',
+    configPath,
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: repo,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (c: string) => {
+    stderr = (stderr + c).slice(-4000);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${label}: not ready within 30 s\n${stderr}`));
+    }, 30_000);
+    let partial = '';
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      partial += chunk;
+      const lines = partial.split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        let rec: { msg?: string; address?: string };
+        try {
+          rec = JSON.parse(line) as typeof rec;
+        } catch {
+          continue; // not a log line
+        }
+        if (process.env.BENCH_SHOW_WARNINGS && Number((rec as { level?: number }).level) >= 40) {
+          console.error(`${label}: ${line}`);
+        }
+        if (rec.msg !== 'ready' || rec.address === undefined) continue;
+        clearTimeout(timer);
+        resolve({
+          url: rec.address,
+          child,
+          stop: async () => {
+            child.kill('SIGTERM');
+            await Promise.race([exited, sleep(15_000)]);
+            if (child.exitCode === null) child.kill('SIGKILL');
+          },
+        });
+      }
+    });
+    void exited.then(() => reject(new Error(`${label}: exited before ready\n${stderr}`)));
+  });
 }

@@ -80,9 +80,7 @@ class PeerLink {
     try {
       if (this.nodeId === undefined) await this.hello();
       while (this.queue.length > 0 && !this.self) {
-        const frame = this.queue[0] as Buffer;
-        await this.post(PATHS.delta, frame);
-        this.queue.shift();
+        await this.post(PATHS.delta, this.queue.shift() as Buffer);
       }
     } catch {
       // Unreachable: drop what waits (the peer pulls after the gap) and try again next tick.
