@@ -26,14 +26,31 @@ export function digestBucketOf(agentId: string): number {
   return (h >>> 0) % DIGEST_BUCKETS;
 }
 
-/** Digest of every agent the limiter tracks: two lanes per digest bucket. */
-export function computeDigest(limiter: Limiter, nowMs: number): Uint32Array {
+/** Agents hashed before a digest yields the event loop (a few ms of work). */
+const DIGEST_SLICE = 1_000;
+/** Agent ids scanned for their digest bucket before a repair yields the event loop. */
+const SCAN_SLICE = 20_000;
+
+/**
+ * Digest of every agent the limiter tracks: two lanes per digest bucket. Computed in slices with
+ * the event loop free between them (it visits every agent: about 1.6 s at a million agents), so
+ * requests are never held back by more than one slice. A digest read over an interval is still
+ * sound for anti-entropy: each agent's part is its state at some moment after the start, and the
+ * answer's time is taken at the start.
+ */
+export async function computeDigest(limiter: Limiter, now: () => number): Promise<Uint32Array> {
   const digest = new Uint32Array(DIGEST_BUCKETS * 2);
+  let n = 0;
+  let at = now();
   for (const agentId of limiter.agents()) {
     const b = digestBucketOf(agentId);
-    const [h1, h2] = hashEntries(agentId, limiter.exportAgent(agentId, nowMs));
+    const [h1, h2] = hashEntries(agentId, limiter.exportAgent(agentId, at));
     digest[b * 2] = (digest[b * 2] as number) ^ h1;
     digest[b * 2 + 1] = (digest[b * 2 + 1] as number) ^ h2;
+    if (++n % DIGEST_SLICE === 0) {
+      await new Promise((resolve) => setImmediate(resolve));
+      at = now();
+    }
   }
   return digest;
 }
@@ -49,18 +66,20 @@ export function differingBuckets(a: Uint32Array, b: Uint32Array): number[] {
 
 /**
  * Full state of the agents in the given digest buckets, at most about `maxEntries` entries (an
- * agent's entries are never split). Returns the entries and the buckets left out for lack of
+ * agent's entries are never split), read after the call (the scan yields the event loop). Returns the entries and the buckets left out for lack of
  * room, to ask for next.
  */
-export function entriesOfBuckets(
+export async function entriesOfBuckets(
   limiter: Limiter,
   buckets: readonly number[],
-  nowMs: number,
+  now: () => number,
   maxEntries: number,
-): { entries: BucketEntry[]; rest: number[] } {
+): Promise<{ entries: BucketEntry[]; rest: number[] }> {
   const wanted = new Set(buckets);
   const byBucket = new Map<number, string[]>();
+  let n = 0;
   for (const agentId of limiter.agents()) {
+    if (++n % SCAN_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
     const b = digestBucketOf(agentId);
     if (!wanted.has(b)) continue;
     const list = byBucket.get(b);
@@ -75,6 +94,7 @@ export function entriesOfBuckets(
       rest.push(b);
       continue;
     }
+    const nowMs = now();
     for (const agentId of agents) entries.push(...limiter.exportAgent(agentId, nowMs));
   }
   return { entries, rest };

@@ -334,7 +334,7 @@ export class MeshTransport implements ReplicationTransport {
    */
   private async syncWith(link: PeerLink, pushBack: boolean): Promise<PullPoint | undefined> {
     const c = this.context;
-    const mine = c.digest();
+    const mine = await c.digest();
     const first = await link.exchange(
       PATHS.digest,
       this.frame(FrameKind.digest, encodeDigest(mine)),
@@ -355,7 +355,7 @@ export class MeshTransport implements ReplicationTransport {
     if (pushBack) {
       let rest = differing;
       while (rest.length > 0) {
-        const out = c.entriesOf(rest, this.options.maxEntriesPerMessage);
+        const out = await c.entriesOf(rest, this.options.maxEntriesPerMessage);
         rest = out.rest;
         if (out.entries.length === 0) continue;
         await link.post(
@@ -418,15 +418,15 @@ export class MeshTransport implements ReplicationTransport {
         if (theirs === undefined) break;
         // Time and seq are read before the state: the state covers at least them.
         const at = this.position();
-        const differing = differingBuckets(c.digest(), theirs);
-        const out = c.entriesOf(differing, this.options.maxEntriesPerMessage);
+        const differing = differingBuckets(await c.digest(), theirs);
+        const out = await c.entriesOf(differing, this.options.maxEntriesPerMessage);
         answer(entriesPayload(differing, out.rest, out.entries), FrameKind.entries, at);
         return;
       }
       case PATHS.want: {
         const buckets = frame.kind === FrameKind.want ? decodeBucketList(frame.payload) : undefined;
         if (buckets === undefined) break;
-        const out = c.entriesOf(buckets, this.options.maxEntriesPerMessage);
+        const out = await c.entriesOf(buckets, this.options.maxEntriesPerMessage);
         answer(entriesPayload([], out.rest, out.entries));
         return;
       }

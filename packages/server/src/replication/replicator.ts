@@ -19,13 +19,13 @@ export interface ReplicaContext {
   receive(bytes: Uint8Array): boolean;
   /** Merges state a transport fetched (repairs, cold start); counts it. */
   mergeEntries(entries: readonly BucketEntry[]): void;
-  /** The replica's current digest. */
-  digest(): Uint32Array;
+  /** The replica's current digest (computed in slices, see digest.ts). */
+  digest(): Promise<Uint32Array>;
   /** Full state of the agents in these digest buckets, at most about `maxEntries` entries. */
   entriesOf(
     buckets: readonly number[],
     maxEntries: number,
-  ): { entries: BucketEntry[]; rest: number[] };
+  ): Promise<{ entries: BucketEntry[]; rest: number[] }>;
   /** Seq of the last delta this replica sent (peers use it to place a pull in the stream). */
   currentSeq(): number;
   /** Membership changed: the node ids of the other replicas (from config or discovery). */
@@ -144,8 +144,8 @@ export class Replicator {
       now: this.now,
       receive: (bytes) => this.receive(bytes),
       mergeEntries: (entries) => this.mergeEntries(entries),
-      digest: () => computeDigest(limiter, this.now()),
-      entriesOf: (buckets, max) => entriesOfBuckets(limiter, buckets, this.now(), max),
+      digest: () => computeDigest(limiter, this.now),
+      entriesOf: (buckets, max) => entriesOfBuckets(limiter, buckets, this.now, max),
       currentSeq: () => this.seq,
       setMembers: (ids) => this.setMembers(ids),
       setReachable: (id, up) => this.setReachable(id, up),
