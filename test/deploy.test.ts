@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
+import { parseConfig } from '../packages/server/src/config/load.js';
 
 const root = join(import.meta.dirname, '..');
 const deployDir = join(root, 'deploy');
@@ -574,6 +575,56 @@ describe('deploy/: Kubernetes manifests', () => {
     for (const file of ['hpa.yaml', 'prometheus-adapter.yaml', ...scaledObjectFiles]) {
       expect(read(`deploy/kubernetes/${file}`), file).toMatch(/mutually exclusive/);
     }
+  });
+
+  it('the edge manifest: its config is valid, ports agree, and it is what the autoscalers scale', () => {
+    const docs = parseAllDocuments(read('deploy/kubernetes/edge.yaml')).map(
+      (d) => d.toJS() as { kind: string; metadata: { name: string } },
+    );
+    const byKind = <T>(kind: string, name: string): T => {
+      const found = docs.find((d) => d.kind === kind && d.metadata.name === name);
+      expect(found, `${kind} ${name}`).toBeDefined();
+      return found as unknown as T;
+    };
+    const configMap = byKind<{ data: { 'edge.yaml': string } }>(
+      'ConfigMap',
+      'openclaw-edge-config',
+    );
+    const config = parseConfig(configMap.data['edge.yaml'], 'edge.yaml', {
+      OPENCLAW_EDGE_REPLICATION_SECRET: 'a-secret-from-the-Secret-object',
+    });
+    expect(config.replication.transport).toBe('mesh');
+    const deployment = byKind<{
+      spec: {
+        template: {
+          spec: {
+            containers: {
+              ports: { name: string; containerPort: number }[];
+              env: { name: string }[];
+            }[];
+          };
+        };
+      };
+    }>('Deployment', 'openclaw-edge');
+    expect(hpa.spec.scaleTargetRef.name).toBe('openclaw-edge');
+    const container = deployment.spec.template.spec.containers[0] as {
+      ports: { name: string; containerPort: number }[];
+      env: { name: string }[];
+    };
+    const port = (name: string) => container.ports.find((p) => p.name === name)?.containerPort;
+    expect(port('http')).toBe(config.server.port);
+    expect(port('replication')).toBe(config.replication.mesh.port);
+    expect(config.replication.mesh.dns?.port).toBe(config.replication.mesh.port);
+    expect(container.env.map((e) => e.name)).toEqual(
+      expect.arrayContaining(['OPENCLAW_EDGE_NODE_ID', 'OPENCLAW_EDGE_REPLICATION_SECRET']),
+    );
+    const peers = byKind<{
+      spec: { clusterIP: string; publishNotReadyAddresses: boolean; ports: { port: number }[] };
+    }>('Service', 'openclaw-edge-peers');
+    expect(peers.spec.clusterIP).toBe('None');
+    expect(peers.spec.publishNotReadyAddresses).toBe(true);
+    expect(peers.spec.ports[0]?.port).toBe(config.replication.mesh.port);
+    expect(config.replication.mesh.dns?.name.startsWith('openclaw-edge-peers.')).toBe(true);
   });
 
   it('the ServiceMonitor scrapes /metrics with a bearer token', () => {
