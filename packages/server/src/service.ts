@@ -275,6 +275,7 @@ export class EdgeService {
                 name: r.mesh.dns.name,
                 port: r.mesh.dns.port,
                 intervalMs: r.mesh.dns.interval_ms,
+                ...(r.mesh.dns.servers === undefined ? {} : { servers: r.mesh.dns.servers }),
               },
             }),
         timeoutMs: r.mesh.timeout_ms,

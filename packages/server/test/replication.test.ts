@@ -5,8 +5,9 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { computeDigest, differingBuckets } from '../src/replication/digest.js';
 import { FrameCodec, type FrameError, FrameKind } from '../src/replication/frame.js';
-import { MeshTransport } from '../src/replication/mesh.js';
+import { type MeshOptions, MeshTransport } from '../src/replication/mesh.js';
 import { Replicator } from '../src/replication/replicator.js';
+import { TestDns } from './dns-server.js';
 import { eventually, freePorts } from './harness.js';
 
 const SECRET = 'a-shared-secret-of-some-length';
@@ -28,14 +29,21 @@ async function startReplica(
   nodeId: string,
   port: number,
   peers: string[],
-  options: { secret?: string; syncIntervalMs?: number; incarnation?: number } = {},
+  options: {
+    secret?: string;
+    syncIntervalMs?: number;
+    incarnation?: number;
+    host?: string;
+    dns?: MeshOptions['dns'];
+  } = {},
 ): Promise<Replica> {
   const incarnation = options.incarnation ?? Date.now();
   const limiter = new Limiter({ nodeId, incarnation, defaultPolicy: policy });
   const mesh = new MeshTransport({
-    host: '127.0.0.1',
+    host: options.host ?? '127.0.0.1',
     port,
     peers,
+    ...(options.dns === undefined ? {} : { dns: options.dns }),
     timeoutMs: 1000,
     maxEntriesPerMessage: 500,
   });
@@ -227,5 +235,43 @@ describe('mesh replication (in-process replicas over loopback HTTP/2)', () => {
     expect(b.replicator.stats.rejected).toBe(3);
     a.limiter.check('after', 5, Date.now());
     await eventually(() => remaining(b, 'after') < 96);
+  });
+
+  it('finds peers through DNS and follows the fleet as records come and go', async () => {
+    // Three replicas on 127.0.0.1-3 (all loopback on Linux), one port, found by one name.
+    const dns = await TestDns.start('edge-peers.test');
+    const [port] = await freePorts(1);
+    const discovery = {
+      name: 'edge-peers.test',
+      port: port as number,
+      intervalMs: 100,
+      servers: [dns.server],
+    };
+    try {
+      dns.addresses = ['127.0.0.1', '127.0.0.2'];
+      const start = (id: string, host: string) =>
+        startReplica(id, port as number, [], { host, dns: discovery });
+      const [d1, d2] = await Promise.all([start('d1', '127.0.0.1'), start('d2', '127.0.0.2')]);
+      const ids = (r: Replica) => r.replicator.peers().map((p) => p.nodeId);
+      expect(ids(d1)).toEqual(['d2']);
+      expect(ids(d2)).toEqual(['d1']);
+      // Scale up: a third record; the others find the new replica without a restart.
+      dns.addresses = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
+      const d3 = await start('d3', '127.0.0.3');
+      expect(ids(d3)).toEqual(['d1', 'd2']);
+      await eventually(() => ids(d1).join() === 'd2,d3' && ids(d2).join() === 'd1,d3');
+      d3.limiter.check('via-dns', 25, Date.now());
+      await eventually(() => remaining(d1, 'via-dns') < 76 && remaining(d2, 'via-dns') < 76);
+      // Scale down: d2's record goes away; the others drop it from the peer set.
+      dns.addresses = ['127.0.0.1', '127.0.0.3'];
+      await eventually(() => ids(d1).join() === 'd3' && ids(d3).join() === 'd1');
+      expect(d1.limiter.replicas).toBe(2);
+      // A DNS outage keeps the last answer: the fleet does not shrink.
+      await dns.close();
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(ids(d1)).toEqual(['d3']);
+    } finally {
+      await dns.close().catch(() => {});
+    }
   });
 });

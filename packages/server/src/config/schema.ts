@@ -226,6 +226,8 @@ export const configSchema = z.strictObject({
               name: z.string().min(1),
               port: z.number().int().min(1).max(65535).default(7946),
               interval_ms: z.number().int().min(1000).max(3_600_000).default(10_000),
+              /** DNS servers (`ip` or `ip:port`); default the system's. */
+              servers: z.array(z.string().min(1)).min(1).optional(),
             })
             .optional(),
           timeout_ms: z.number().int().min(100).max(60_000).default(2000),

@@ -1,4 +1,4 @@
-import { lookup } from 'node:dns/promises';
+import { Resolver } from 'node:dns/promises';
 import http2, {
   type ClientHttp2Session,
   type Http2Server,
@@ -28,7 +28,13 @@ export interface MeshOptions {
   readonly port: number;
   /** `host:port` addresses of peers (this replica's own address may be among them). */
   readonly peers: readonly string[];
-  readonly dns?: { readonly name: string; readonly port: number; readonly intervalMs: number };
+  readonly dns?: {
+    readonly name: string;
+    readonly port: number;
+    readonly intervalMs: number;
+    /** DNS servers (`ip` or `ip:port`) instead of the system's (/etc/resolv.conf). */
+    readonly servers?: readonly string[];
+  };
   /** Per request. */
   readonly timeoutMs: number;
   /** Entries per repair response or request. */
@@ -224,6 +230,7 @@ export class MeshTransport implements ReplicationTransport {
   private readonly links = new Map<string, PeerLink>();
   private dnsTimer: NodeJS.Timeout | undefined;
   private dnsAddresses: string[] = [];
+  private resolver: Resolver | undefined;
   private nextRound = 0;
   private ctx: ReplicaContext | undefined;
 
@@ -448,16 +455,22 @@ export class MeshTransport implements ReplicationTransport {
   private async resolveDns(): Promise<void> {
     const dns = this.options.dns;
     if (dns === undefined) return;
-    try {
-      const found = await lookup(dns.name, { all: true });
-      this.dnsAddresses = found.map((a) =>
-        a.family === 6 ? `[${a.address}]:${dns.port}` : `${a.address}:${dns.port}`,
-      );
-    } catch (error) {
+    this.resolver ??= new Resolver({ timeout: Math.min(5000, dns.intervalMs), tries: 2 });
+    if (dns.servers !== undefined) this.resolver.setServers(dns.servers);
+    // A and AAAA records: a name with only one kind answers the other with "no data".
+    const [v4, v6] = await Promise.allSettled([
+      this.resolver.resolve4(dns.name),
+      this.resolver.resolve6(dns.name),
+    ]);
+    if (v4.status === 'rejected' && v6.status === 'rejected') {
       // Keep the last answer: a DNS hiccup is not the fleet shrinking.
-      this.context.logger.warn({ err: error, name: dns.name }, 'peer DNS lookup failed');
+      this.context.logger.warn({ err: v4.reason, name: dns.name }, 'peer DNS lookup failed');
       return;
     }
+    this.dnsAddresses = [
+      ...(v4.status === 'fulfilled' ? v4.value.map((a) => `${a}:${dns.port}`) : []),
+      ...(v6.status === 'fulfilled' ? v6.value.map((a) => `[${a}]:${dns.port}`) : []),
+    ];
     if (this.server !== undefined) {
       this.syncLinks();
       this.membershipChanged();
