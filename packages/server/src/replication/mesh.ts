@@ -248,7 +248,8 @@ export class MeshTransport implements ReplicationTransport {
 
   async start(context: ReplicaContext): Promise<void> {
     this.ctx = context;
-    const server = http2.createServer();
+    // Bodies are read before they can be authenticated: bound what one client can make us hold.
+    const server = http2.createServer({ settings: { maxConcurrentStreams: 16 } });
     server.on('stream', (stream, headers) => {
       void this.serve(stream, String(headers[':method']), String(headers[':path']));
     });
