@@ -94,6 +94,11 @@ describe('mesh replication between real processes', () => {
     const lags = [...text.matchAll(/openclaw_replication_lag_seconds\{peer="(m\d)"\} (\S+)/g)];
     expect(lags.map((m) => m[1]).sort()).toEqual(['m2', 'm3']);
     for (const m of lags) expect(Number(m[2])).toBeLessThan(1);
+    // A graceful stop sends what the replica charged last, and exits 0.
+    const [first, second] = edges as [Edge, Edge];
+    expect(await check(first, 'final', 7)).toBe(true);
+    expect(await first.stop('SIGTERM')).toBe(0);
+    await eventually(async () => (await remaining(second, 'final')) === CAPACITY - 7);
   });
 
   it('a killed and restarted replica catches up from its peers before it serves', async () => {

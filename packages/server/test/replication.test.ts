@@ -274,4 +274,23 @@ describe('mesh replication (in-process replicas over loopback HTTP/2)', () => {
       await dns.close().catch(() => {});
     }
   });
+
+  it('notices when another replica answers at a peer address', async () => {
+    const ports = await freePorts(2);
+    const peers = ports.map((p) => `127.0.0.1:${p}`);
+    const a = await startReplica('a', ports[0] as number, peers);
+    const old = await startReplica('old', ports[1] as number, peers);
+    await eventually(() => a.replicator.peers()[0]?.nodeId === 'old');
+    await old.replicator.stop();
+    running.splice(running.indexOf(old), 1);
+    await startReplica('new', ports[1] as number, peers);
+    await eventually(
+      () =>
+        a.replicator
+          .peers()
+          .map((p) => p.nodeId)
+          .join() === 'new',
+    );
+    expect(a.limiter.replicas).toBe(2);
+  });
 });

@@ -2,6 +2,7 @@ import { Resolver } from 'node:dns/promises';
 import http2, {
   type ClientHttp2Session,
   type Http2Server,
+  type ServerHttp2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -62,6 +63,8 @@ class PeerLink {
   private readonly queue: Buffer[] = [];
   private sending = false;
   private helloRunning: Promise<void> | undefined;
+  /** The connection was lost since the last hello: the node behind the address may differ. */
+  private unverified = false;
 
   constructor(
     readonly address: string,
@@ -84,7 +87,7 @@ class PeerLink {
     if (this.sending) return;
     this.sending = true;
     try {
-      if (this.nodeId === undefined) await this.hello();
+      if (this.nodeId === undefined || this.unverified) await this.hello();
       while (this.queue.length > 0 && !this.self) {
         await this.post(PATHS.delta, this.queue.shift() as Buffer);
       }
@@ -96,7 +99,10 @@ class PeerLink {
     }
   }
 
-  /** Learns the node id at this address (once per connection, coalesced). */
+  /**
+   * Learns the node id at this address: at first contact and again after every lost connection
+   * (another replica may answer there now). Coalesced.
+   */
   hello(): Promise<void> {
     this.helloRunning ??= (async () => {
       try {
@@ -104,12 +110,22 @@ class PeerLink {
           PATHS.hello,
           this.mesh.frame(FrameKind.hello, Buffer.alloc(0)),
         );
-        if (answer.nodeId === this.mesh.context.nodeId) {
+        this.unverified = false;
+        const c = this.mesh.context;
+        if (answer.nodeId === c.nodeId && answer.incarnation === c.incarnation) {
           this.self = true;
           this.queue.length = 0;
+        } else if (answer.nodeId === c.nodeId) {
+          c.logger.error(
+            { address: this.address, node_id: c.nodeId },
+            'another replica uses this node id: give every replica its own node_id',
+          );
         } else {
+          if (this.nodeId !== undefined && this.nodeId !== answer.nodeId) {
+            c.setReachable(this.nodeId, false);
+          }
           this.nodeId = answer.nodeId;
-          this.mesh.context.setReachable(answer.nodeId, true);
+          c.setReachable(answer.nodeId, true);
         }
         this.mesh.membershipChanged();
       } finally {
@@ -203,6 +219,7 @@ class PeerLink {
   private failed(): void {
     this.session?.destroy();
     this.session = undefined;
+    this.unverified = true;
     this.setReachable(false);
   }
 
@@ -231,6 +248,8 @@ export class MeshTransport implements ReplicationTransport {
   private dnsTimer: NodeJS.Timeout | undefined;
   private dnsAddresses: string[] = [];
   private resolver: Resolver | undefined;
+  /** Sessions peers opened to our listener. */
+  private readonly sessions = new Set<ServerHttp2Session>();
   private nextRound = 0;
   private ctx: ReplicaContext | undefined;
 
@@ -254,6 +273,10 @@ export class MeshTransport implements ReplicationTransport {
       void this.serve(stream, String(headers[':method']), String(headers[':path']));
     });
     server.on('sessionError', () => {});
+    server.on('session', (session) => {
+      this.sessions.add(session);
+      session.on('close', () => this.sessions.delete(session));
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.options.port, this.options.host, () => {
@@ -283,7 +306,12 @@ export class MeshTransport implements ReplicationTransport {
     for (const link of this.links.values()) link.close();
     const server = this.server;
     if (server !== undefined) {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Peers keep their sessions open: close them (in-flight streams finish), then force.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const session of this.sessions) session.close();
+      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 1000))]);
+      for (const session of this.sessions) session.destroy();
+      await closed;
     }
   }
 
