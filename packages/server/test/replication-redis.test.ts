@@ -6,7 +6,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { FrameCodec, FrameKind } from '../src/replication/frame.js';
 import { RedisTransport, stateTtlFor } from '../src/replication/redis.js';
 import { Replicator } from '../src/replication/replicator.js';
-import { eventually } from './harness.js';
+import { call, type Edge, eventually, scratchDir, startEdge, writeConfig } from './harness.js';
 import { dropPrefix, OwnRedis, REDIS_URL, redisAvailable, uniquePrefix } from './redis.js';
 
 const SECRET = 'a-shared-secret-of-some-length';
@@ -236,5 +236,74 @@ describe.skipIf(!redisUp)('redis replication through an outage (a redis-server o
       await eventually(async () => (await fieldsOf(url, key)).length === 2);
     }
     for (const r of replicas) expect(r.transport.stats.rewrites).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe.skipIf(!redisUp)('redis unreachable at start (a redis-server of its own)', () => {
+  let own: OwnRedis | undefined;
+  afterEach(async () => {
+    await stopAll();
+    await own?.stop();
+  });
+
+  it('starts on local state without waiting, and writes it once Redis answers', async () => {
+    own = await OwnRedis.start();
+    await own.stop();
+    const url = own.url;
+    const prefix = uniquePrefix('late-redis');
+    const started = performance.now();
+    const r1 = await startReplica('r1', prefix, { url });
+    expect(performance.now() - started).toBeLessThan(3000);
+    charge([r1], 5, 10);
+    await own.restart();
+    const r2 = await startReplica('r2', prefix, { url });
+    // r2 started after Redis came back; r1's rewrite on reconnect hands it r1's charges.
+    await eventually(() => remaining(r2, 'agent-4') < 90.5);
+    await converged([r1, r2], 5, 90);
+  });
+});
+
+describe.skipIf(!redisUp)('redis replication between real edge processes', () => {
+  it('shares an agent between two edges, and a third edge starts with the state', async () => {
+    const prefix = newPrefix('edges');
+    const scratch = scratchDir();
+    const edges: Edge[] = [];
+    const configFor = (nodeId: string) =>
+      writeConfig(
+        scratch.dir,
+        [
+          `node_id: ${nodeId}`,
+          `data_dir: ${JSON.stringify(`${scratch.dir}/${nodeId}`)}`,
+          'snapshot: { enabled: false }',
+          'limits: [{ name: rpm, capacity: 100, refill: 1, per: minute }]',
+          'replication:',
+          '  transport: redis',
+          `  secret: ${SECRET}`,
+          '  sync_interval_ms: 20',
+          `  redis: { url: ${JSON.stringify(REDIS_URL)}, prefix: ${prefix} }`,
+        ].join('\n'),
+        `${nodeId}.yaml`,
+      );
+    const remainingAt = async (edge: Edge) => {
+      const r = await call(edge.url, 'GET', '/v1/agents/shared-agent');
+      return (r.body.limits as { remaining: number }[])[0]?.remaining;
+    };
+    try {
+      for (const id of ['e1', 'e2']) edges.push(await startEdge({ configPath: configFor(id) }));
+      const [e1, e2] = edges as [Edge, Edge];
+      for (let i = 0; i < 10; i++)
+        await call(e1.url, 'POST', '/v1/check', { agent_id: 'shared-agent' });
+      for (let i = 0; i < 5; i++)
+        await call(e2.url, 'POST', '/v1/check', { agent_id: 'shared-agent' });
+      await eventually(
+        async () => (await remainingAt(e1)) === 85 && (await remainingAt(e2)) === 85,
+      );
+      const e3 = await startEdge({ configPath: configFor('e3') });
+      edges.push(e3);
+      expect(await remainingAt(e3)).toBe(85);
+    } finally {
+      await Promise.all(edges.map((e) => e.stop()));
+      scratch.cleanup();
+    }
   });
 });
