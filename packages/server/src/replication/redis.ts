@@ -406,7 +406,7 @@ export class RedisTransport implements ReplicationTransport {
     this.stats.published += frames.length;
     // Only now does Redis hold every charge made before `at.sentAtMs` (needsRewrite is still
     // false: nothing was dropped since the last rewrite).
-    if (at !== undefined && !this.needsRewrite) this.point = at;
+    if (at !== undefined && !this.needsRewrite && at.seq >= (this.point?.seq ?? 0)) this.point = at;
     await this.writePresence();
   }
 
@@ -444,6 +444,7 @@ export class RedisTransport implements ReplicationTransport {
       if (inBatch > 0) checkResults(await batch.exec());
       if (this.needsRewrite) throw new Error('Redis connection lost during the rewrite');
     }
+    if (this.needsRewrite) throw new Error('a delta was dropped during the rewrite');
     this.stats.rewrites++;
     this.point = at;
     await this.writePresence();
@@ -556,6 +557,7 @@ export class RedisTransport implements ReplicationTransport {
     const pattern = `${this.options.prefix}:a:*`;
     let cursor = '0';
     let keys = 0;
+    const rejectedBefore = this.stats.rejectedFields;
     do {
       const [next, page] = await cmd.scan(cursor, 'MATCH', pattern, 'COUNT', this.batchSize);
       cursor = next;
@@ -584,6 +586,10 @@ export class RedisTransport implements ReplicationTransport {
     this.stats.scans++;
     this.scannedOnce = true;
     this.lastFullScanAt = c.now();
+    const rejected = this.stats.rejectedFields - rejectedBefore;
+    if (rejected > 0) {
+      c.logger.warn({ rejected }, 'Redis holds state fields not signed with the fleet secret');
+    }
     c.logger.debug({ keys }, 'redis transport: state read from Redis');
     return points;
   }
