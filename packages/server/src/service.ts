@@ -282,7 +282,18 @@ export class EdgeService {
         maxEntriesPerMessage: 20_000,
       });
     } else {
-      throw new Error('the redis transport is not available yet');
+      // Loaded only when configured: a mesh or lone replica never loads ioredis.
+      const { RedisTransport, stateTtlFor } = await import('./replication/redis.js');
+      const limiter = this.limiter;
+      transport = new RedisTransport({
+        url: r.redis.url,
+        prefix: r.redis.prefix,
+        memberTtlMs: r.redis.member_ttl_ms,
+        membershipIntervalMs: Math.min(1000, Math.floor(r.redis.member_ttl_ms / 3)),
+        stateTtlMs: (agentId, replicas) => stateTtlFor(limiter.policyFor(agentId).limits, replicas),
+        timeoutMs: r.redis.timeout_ms,
+        fullScanIntervalMs: r.redis.full_scan_interval_ms,
+      });
     }
     this.replicator = new Replicator({
       limiter: this.limiter,

@@ -241,6 +241,10 @@ export const configSchema = z.strictObject({
           prefix: name.default('openclaw-edge'),
           /** A replica whose presence is older than this has left the fleet. */
           member_ttl_ms: z.number().int().min(1000).max(3_600_000).default(30_000),
+          /** Per Redis command, and for the first connection at start. */
+          timeout_ms: z.number().int().min(100).max(60_000).default(2000),
+          /** Anti-entropy reads the whole state in Redis at most this often (a full SCAN). */
+          full_scan_interval_ms: z.number().int().min(1000).max(86_400_000).default(300_000),
         })
         .prefault({}),
     })

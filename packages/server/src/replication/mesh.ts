@@ -63,7 +63,7 @@ class PeerLink {
   private readonly queue: Buffer[] = [];
   private sending = false;
   private helloRunning: Promise<void> | undefined;
-  /** The connection was lost since the last hello: the node behind the address may differ. */
+  /** A new connection was opened since the last hello: the node behind the address may differ. */
   private unverified = false;
 
   constructor(
@@ -196,6 +196,7 @@ class PeerLink {
         resolve(Buffer.concat(chunks));
       });
       req.end(body);
+      this.mesh.context.countBytes('sent', body.length);
     });
   }
 
@@ -203,6 +204,8 @@ class PeerLink {
     if (this.session !== undefined && !this.session.closed && !this.session.destroyed) {
       return this.session;
     }
+    // A new connection may reach another process than the last one did: ask again who it is.
+    if (this.nodeId !== undefined) this.unverified = true;
     const session = http2.connect(`http://${this.address}`);
     session.on('error', () => this.failed());
     session.on('goaway', () => this.dropSession(session));
@@ -219,7 +222,6 @@ class PeerLink {
   private failed(): void {
     this.session?.destroy();
     this.session = undefined;
-    this.unverified = true;
     this.setReachable(false);
   }
 

@@ -66,6 +66,9 @@ export interface ReplicationTransport {
   stop(): Promise<void>;
 }
 
+/** Rejected frames of one reason are logged at most once per this many ms. */
+const REJECTION_LOG_MS = 10_000;
+
 /** Per sending peer: where its delta stream is, and whether we hold everything before it. */
 interface Inbound {
   incarnation: number;
@@ -126,6 +129,8 @@ export class Replicator {
   private readonly inbound = new Map<string, Inbound>();
   private members: readonly string[] = [];
   private readonly reachable = new Set<string>();
+  /** Per rejection reason: when it was last logged, and how many since went unlogged. */
+  private readonly rejectionLog = new Map<string, { at: number; suppressed: number }>();
   private tickTimer: NodeJS.Timeout | undefined;
   private antiEntropyTimer: NodeJS.Timeout | undefined;
   private antiEntropyRunning = false;
@@ -203,9 +208,8 @@ export class Replicator {
     });
     this.options.transport.broadcast(frame);
     this.stats.deltasSent++;
-    const m = this.options.metrics?.replication;
-    m?.deltas.inc({ direction: 'sent', outcome: 'ok' });
-    m?.bytes.inc({ direction: 'sent' }, frame.length * Math.max(1, this.members.length));
+    // Bytes are counted by the transport, which knows what it actually sent.
+    this.options.metrics?.replication.deltas.inc({ direction: 'sent', outcome: 'ok' });
     this.updateLag(now);
   }
 
@@ -257,7 +261,6 @@ export class Replicator {
       this.countRejected('bad_entries');
       return false;
     }
-    this.options.metrics?.replication.bytes.inc({ direction: 'received' }, bytes.length);
     this.mergeEntries(entries);
     this.stats.deltasReceived++;
     this.options.metrics?.replication.deltas.inc({ direction: 'received', outcome: 'ok' });
@@ -399,7 +402,18 @@ export class Replicator {
   private countRejected(reason: string): void {
     this.stats.rejected++;
     this.options.metrics?.replication.deltas.inc({ direction: 'received', outcome: 'rejected' });
-    this.options.logger.warn({ reason }, 'replication frame rejected');
+    // One line per reason per 10 s: a flood of garbage must not become a flood of logs.
+    const now = this.now();
+    const last = this.rejectionLog.get(reason);
+    if (last !== undefined && now - last.at < REJECTION_LOG_MS) {
+      last.suppressed++;
+      return;
+    }
+    this.options.logger.warn(
+      { reason, suppressed_since_last: last?.suppressed ?? 0 },
+      'replication frame rejected',
+    );
+    this.rejectionLog.set(reason, { at: now, suppressed: 0 });
   }
 
   private async runAntiEntropy(): Promise<void> {

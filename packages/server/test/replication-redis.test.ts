@@ -1,0 +1,309 @@
+import { definePolicy, encodeEntries } from '@openclaw-edge/core';
+import { Limiter } from '@openclaw-edge/engine';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { FrameCodec, FrameKind } from '../src/replication/frame.js';
+import { RedisTransport, stateTtlFor } from '../src/replication/redis.js';
+import { Replicator } from '../src/replication/replicator.js';
+import { call, type Edge, eventually, scratchDir, startEdge, writeConfig } from './harness.js';
+import { dropPrefix, OwnRedis, REDIS_URL, redisAvailable, uniquePrefix } from './redis.js';
+
+const SECRET = 'a-shared-secret-of-some-length';
+const policy = definePolicy([{ name: 'rpm', capacity: 100, refill: 1, per: 'minute' }]);
+
+/** An in-process replica: a limiter, the replicator and a real Redis transport. */
+interface Replica {
+  readonly limiter: Limiter;
+  readonly replicator: Replicator;
+  readonly transport: RedisTransport;
+}
+
+const running: Replica[] = [];
+const prefixes: { url: string; prefix: string }[] = [];
+
+async function stopAll(): Promise<void> {
+  await Promise.all(running.splice(0).map((r) => r.replicator.stop()));
+}
+
+afterEach(stopAll);
+afterAll(async () => {
+  for (const { url, prefix } of prefixes.splice(0)) await dropPrefix(url, prefix);
+});
+
+/** A prefix for one test; its keys in the shared Redis are deleted after the file. */
+function newPrefix(label: string): string {
+  const prefix = uniquePrefix(label);
+  prefixes.push({ url: REDIS_URL, prefix });
+  return prefix;
+}
+
+async function startReplica(
+  nodeId: string,
+  prefix: string,
+  options: { url?: string; incarnation?: number } = {},
+): Promise<Replica> {
+  const incarnation = options.incarnation ?? Date.now();
+  const limiter = new Limiter({ nodeId, incarnation, defaultPolicy: policy });
+  const transport = new RedisTransport({
+    url: options.url ?? REDIS_URL,
+    prefix,
+    memberTtlMs: 2000,
+    membershipIntervalMs: 100,
+    stateTtlMs: (agentId, replicas) => stateTtlFor(limiter.policyFor(agentId).limits, replicas),
+    timeoutMs: 1000,
+    fullScanIntervalMs: 1000,
+    batchSize: 50,
+  });
+  const replicator = new Replicator({
+    limiter,
+    incarnation,
+    transport,
+    codec: new FrameCodec(SECRET, 1024 * 1024),
+    logger: pino({ level: 'silent' }),
+    syncIntervalMs: 20,
+    antiEntropyIntervalMs: 200,
+  });
+  await replicator.start(2000);
+  const replica = { limiter, replicator, transport };
+  running.push(replica);
+  return replica;
+}
+
+function remaining(r: Replica, agentId: string): number {
+  return r.limiter.peek(agentId, Date.now()).limits[0]?.remaining ?? Number.NaN;
+}
+
+/** Charges `agents` agents `cost` tokens each, `times` times, on every replica given. */
+function charge(replicas: readonly Replica[], agents: number, times: number, prefix = 'agent') {
+  const now = Date.now();
+  for (const r of replicas) {
+    for (let a = 0; a < agents; a++) {
+      for (let k = 0; k < times; k++) {
+        expect(r.limiter.check(`${prefix}-${a}`, 1, now).allowed).toBe(true);
+      }
+    }
+  }
+}
+
+/** Every replica sees every agent at `expected` remaining (within refill since the charge). */
+async function converged(replicas: readonly Replica[], agents: number, expected: number) {
+  await eventually(() =>
+    replicas.every((r) =>
+      [...Array(agents).keys()].every((a) => remaining(r, `agent-${a}`) <= expected + 0.5),
+    ),
+  );
+  for (const r of replicas) {
+    for (let a = 0; a < agents; a++) expect(remaining(r, `agent-${a}`)).toBeCloseTo(expected, 0);
+  }
+}
+
+/** Node ids holding a field in an agent's key. */
+async function fieldsOf(url: string, key: string): Promise<string[]> {
+  const client = new Redis(url);
+  try {
+    return (await client.hkeys(key)).sort();
+  } finally {
+    client.disconnect();
+  }
+}
+
+const redisUp = await redisAvailable();
+
+describe.skipIf(!redisUp)('redis replication (in-process replicas, the shared Redis)', () => {
+  it('converges three replicas after traffic on all of them, and keeps state in Redis', async () => {
+    const prefix = newPrefix('converge');
+    const replicas = await Promise.all(['r1', 'r2', 'r3'].map((id) => startReplica(id, prefix)));
+    await eventually(() => replicas.every((r) => r.replicator.peers().length === 2));
+    charge(replicas, 20, 10);
+    await converged(replicas, 20, 70);
+    // Heartbeats through the channel move every sync point to within a few intervals of now.
+    await eventually(() => replicas.every((r) => Date.now() - r.limiter.syncPointMs < 300));
+    const key = replicas[0]?.transport.agentKey('agent-3') as string;
+    expect(key).toBe(`${prefix}:a:{agent-3}`);
+    await eventually(async () => (await fieldsOf(REDIS_URL, key)).length === 3);
+    expect(await fieldsOf(REDIS_URL, key)).toEqual(['r1', 'r2', 'r3']);
+    // The key expires once every bucket in it would be full again: 100 tokens at 1/min, 3 replicas.
+    const client = new Redis(REDIS_URL);
+    const ttl = await client.pttl(key);
+    client.disconnect();
+    expect(ttl).toBeGreaterThan(3 * 100 * 60_000);
+    expect(ttl).toBeLessThanOrEqual(3 * 100 * 60_000 + 60_000);
+  });
+
+  it('catches a cold replica up from Redis before it serves', async () => {
+    const prefix = newPrefix('cold');
+    const early = await Promise.all(['r1', 'r2'].map((id) => startReplica(id, prefix)));
+    charge(early, 20, 15);
+    await converged(early, 20, 70);
+    // Nothing changes from here on: r3 can only learn the state from Redis, not from deltas.
+    const late = await startReplica('r3', prefix);
+    for (let a = 0; a < 20; a++) {
+      expect(remaining(late, `agent-${a}`)).toBeCloseTo(
+        remaining(early[0] as Replica, `agent-${a}`),
+        0,
+      );
+    }
+    expect(late.transport.stats.scans).toBeGreaterThan(0);
+    expect(late.limiter.check('agent-0', 71, Date.now()).allowed).toBe(false);
+  });
+
+  it('keeps state through a full fleet restart (new incarnations)', async () => {
+    const prefix = newPrefix('restart');
+    const first = await Promise.all(['r1', 'r2'].map((id) => startReplica(id, prefix)));
+    charge(first, 10, 20);
+    await converged(first, 10, 60);
+    await stopAll();
+    // A clean stop leaves the fleet at once.
+    const client = new Redis(REDIS_URL);
+    expect(await client.hlen(`${prefix}:members`)).toBe(0);
+    client.disconnect();
+    const second = await Promise.all(['r1', 'r2'].map((id) => startReplica(id, prefix)));
+    for (const r of second) {
+      for (let a = 0; a < 10; a++) expect(remaining(r, `agent-${a}`)).toBeCloseTo(60, 0);
+    }
+    charge(second, 10, 5);
+    await converged(second, 10, 50);
+  });
+
+  it('rejects and counts malformed and unsigned messages on the channel, and keeps going', async () => {
+    const prefix = newPrefix('malformed');
+    const [a, b] = await Promise.all(['a', 'b'].map((id) => startReplica(id, prefix)));
+    if (a === undefined || b === undefined) throw new Error('unreachable');
+    const intruder = new FrameCodec('not-the-fleet-secret-at-all', 1024 * 1024);
+    const forged = intruder.encode({
+      kind: FrameKind.delta,
+      nodeId: 'a',
+      incarnation: 1,
+      seq: 1,
+      sentAtMs: Date.now(),
+      payload: encodeEntries([]),
+    });
+    const before = b.replicator.stats.rejected;
+    const client = new Redis(REDIS_URL);
+    for (const message of [
+      forged,
+      Buffer.from('garbage'),
+      forged.subarray(0, 20),
+      Buffer.alloc(0),
+    ]) {
+      await client.publish(`${prefix}:deltas`, message);
+    }
+    // A forged state field is refused by the next scan, never merged.
+    await client.hset(`${prefix}:a:{victim}`, 'a', forged);
+    client.disconnect();
+    await eventually(() => b.replicator.stats.rejected >= before + 4);
+    expect(b.replicator.stats.rejected).toBe(before + 4);
+    a.limiter.check('after', 5, Date.now());
+    await eventually(() => remaining(b, 'after') < 96);
+    const fieldsBefore = b.transport.stats.rejectedFields;
+    expect(await b.transport.pull('a')).toBeDefined();
+    expect(b.transport.stats.rejectedFields).toBeGreaterThan(fieldsBefore);
+    expect(b.limiter.agents()).not.toContain('victim');
+  });
+});
+
+describe.skipIf(!redisUp)('redis replication through an outage (a redis-server of its own)', () => {
+  let own: OwnRedis | undefined;
+  afterEach(async () => {
+    await stopAll();
+    await own?.stop();
+  });
+
+  it('keeps deciding while Redis is down, then converges and repopulates it', async () => {
+    own = await OwnRedis.start();
+    const url = own.url;
+    const prefix = uniquePrefix('outage');
+    const replicas = await Promise.all(['r1', 'r2'].map((id) => startReplica(id, prefix, { url })));
+    await eventually(() => replicas.every((r) => r.replicator.peers().length === 1));
+    charge(replicas, 10, 10);
+    await converged(replicas, 10, 80);
+
+    await own.stop();
+    // Every check decides at once, on local state: Redis is not on the decision path.
+    const started = performance.now();
+    charge(replicas, 10, 10);
+    expect(performance.now() - started).toBeLessThan(200);
+    await eventually(() => replicas.every((r) => r.transport.stats.dropped > 0));
+    expect(remaining(replicas[0] as Replica, 'agent-0')).toBeCloseTo(70, 0);
+    // Down is not gone: membership stays.
+    for (const r of replicas) expect(r.replicator.peers()).toHaveLength(1);
+
+    await own.restart(); // empty: no persistence
+    await converged(replicas, 10, 60);
+    for (let a = 0; a < 10; a++) {
+      const key = `${prefix}:a:{agent-${a}}`;
+      await eventually(async () => (await fieldsOf(url, key)).length === 2);
+    }
+    for (const r of replicas) expect(r.transport.stats.rewrites).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe.skipIf(!redisUp)('redis unreachable at start (a redis-server of its own)', () => {
+  let own: OwnRedis | undefined;
+  afterEach(async () => {
+    await stopAll();
+    await own?.stop();
+  });
+
+  it('starts on local state without waiting, and writes it once Redis answers', async () => {
+    own = await OwnRedis.start();
+    await own.stop();
+    const url = own.url;
+    const prefix = uniquePrefix('late-redis');
+    const started = performance.now();
+    const r1 = await startReplica('r1', prefix, { url });
+    expect(performance.now() - started).toBeLessThan(3000);
+    charge([r1], 5, 10);
+    await own.restart();
+    const r2 = await startReplica('r2', prefix, { url });
+    // r2 started after Redis came back; r1's rewrite on reconnect hands it r1's charges.
+    await eventually(() => remaining(r2, 'agent-4') < 90.5);
+    await converged([r1, r2], 5, 90);
+  });
+});
+
+describe.skipIf(!redisUp)('redis replication between real edge processes', () => {
+  it('shares an agent between two edges, and a third edge starts with the state', async () => {
+    const prefix = newPrefix('edges');
+    const scratch = scratchDir();
+    const edges: Edge[] = [];
+    const configFor = (nodeId: string) =>
+      writeConfig(
+        scratch.dir,
+        [
+          `node_id: ${nodeId}`,
+          `data_dir: ${JSON.stringify(`${scratch.dir}/${nodeId}`)}`,
+          'snapshot: { enabled: false }',
+          'limits: [{ name: rpm, capacity: 100, refill: 1, per: minute }]',
+          'replication:',
+          '  transport: redis',
+          `  secret: ${SECRET}`,
+          '  sync_interval_ms: 20',
+          `  redis: { url: ${JSON.stringify(REDIS_URL)}, prefix: ${prefix} }`,
+        ].join('\n'),
+        `${nodeId}.yaml`,
+      );
+    const remainingAt = async (edge: Edge) => {
+      const r = await call(edge.url, 'GET', '/v1/agents/shared-agent');
+      return (r.body.limits as { remaining: number }[])[0]?.remaining;
+    };
+    try {
+      for (const id of ['e1', 'e2']) edges.push(await startEdge({ configPath: configFor(id) }));
+      const [e1, e2] = edges as [Edge, Edge];
+      for (let i = 0; i < 10; i++)
+        await call(e1.url, 'POST', '/v1/check', { agent_id: 'shared-agent' });
+      for (let i = 0; i < 5; i++)
+        await call(e2.url, 'POST', '/v1/check', { agent_id: 'shared-agent' });
+      await eventually(
+        async () => (await remainingAt(e1)) === 85 && (await remainingAt(e2)) === 85,
+      );
+      const e3 = await startEdge({ configPath: configFor('e3') });
+      edges.push(e3);
+      expect(await remainingAt(e3)).toBe(85);
+    } finally {
+      await Promise.all(edges.map((e) => e.stop()));
+      scratch.cleanup();
+    }
+  });
+});
