@@ -56,7 +56,7 @@ export class TestDns {
       rr.writeUInt16BE(1, 4); // IN
       rr.writeUInt32BE(0, 6); // TTL
       rr.writeUInt16BE(4, 10);
-      address.split('.').forEach((octet, i) => rr.writeUInt8(Number(octet), 12 + i));
+      Buffer.from(address.split('.').map(Number)).copy(rr, 12);
       return rr;
     });
     return Buffer.concat([header, query.subarray(12, questionEnd), ...answers]);
