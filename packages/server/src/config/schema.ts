@@ -197,8 +197,8 @@ export const configSchema = z.strictObject({
       secret: z.string().min(16, 'must be at least 16 characters').optional(),
       /** Deltas go out every this many ms, on a grid shared by every replica. */
       sync_interval_ms: z.number().int().min(10).max(10_000).default(100),
-      /** One digest exchange with one peer (round robin) every this many ms. */
-      anti_entropy_interval_ms: z.number().int().min(100).max(3_600_000).default(10_000),
+      /** One anti-entropy round with one peer (round robin) every this many ms. */
+      anti_entropy_interval_ms: z.number().int().min(100).max(3_600_000).default(2000),
       /** At start, wait at most this long for peers' state before taking traffic. */
       startup_sync_ms: z.number().int().min(0).max(600_000).default(5000),
       /** Largest frame accepted from a peer. */

@@ -31,35 +31,60 @@ const DIGEST_SLICE = 1_000;
 /** Agent ids scanned for their digest bucket before a repair yields the event loop. */
 const SCAN_SLICE = 20_000;
 
+/** A run of digest buckets: `count` buckets from `from`. */
+export interface DigestRange {
+  readonly from: number;
+  readonly count: number;
+}
+
+/** Every digest bucket: what a pull compares. */
+export const FULL_RANGE: DigestRange = { from: 0, count: DIGEST_BUCKETS };
+
+/** A digest of the agents in `range`: two lanes per digest bucket of the range. */
+export interface Digest extends DigestRange {
+  readonly lanes: Uint32Array;
+}
+
 /**
- * Digest of every agent the limiter tracks: two lanes per digest bucket. Computed in slices with
- * the event loop free between them (it visits every agent: about 1.6 s at a million agents), so
- * requests are never held back by more than one slice. A digest read over an interval is still
- * sound for anti-entropy: each agent's part is its state at some moment after the start, and the
- * answer's time is taken at the start.
+ * Digest of the agents the limiter tracks whose digest bucket is in `range`. Computed in slices
+ * with the event loop free between them (it visits every agent id, and hashes the state of those
+ * in range: about 2 s for the full range at a million agents), so requests are never held back by
+ * more than one slice. A digest read over an interval is still sound for anti-entropy: each
+ * agent's part is its state at some moment after the start, and the answer's time is taken at
+ * the start.
  */
-export async function computeDigest(limiter: Limiter, now: () => number): Promise<Uint32Array> {
-  const digest = new Uint32Array(DIGEST_BUCKETS * 2);
+export async function computeDigest(
+  limiter: Limiter,
+  now: () => number,
+  range: DigestRange = FULL_RANGE,
+): Promise<Digest> {
+  const lanes = new Uint32Array(range.count * 2);
+  const end = range.from + range.count;
   let n = 0;
   let at = now();
   for (const agentId of limiter.agents()) {
     const b = digestBucketOf(agentId);
+    if (b < range.from || b >= end) continue;
+    const i = (b - range.from) * 2;
     const [h1, h2] = hashEntries(agentId, limiter.exportAgent(agentId, at));
-    digest[b * 2] = (digest[b * 2] as number) ^ h1;
-    digest[b * 2 + 1] = (digest[b * 2 + 1] as number) ^ h2;
+    lanes[i] = (lanes[i] as number) ^ h1;
+    lanes[i + 1] = (lanes[i + 1] as number) ^ h2;
     if (++n % DIGEST_SLICE === 0) {
       await new Promise((resolve) => setImmediate(resolve));
       at = now();
     }
   }
-  return digest;
+  return { from: range.from, count: range.count, lanes };
 }
 
-/** Indices of the digest buckets where `a` and `b` differ. */
-export function differingBuckets(a: Uint32Array, b: Uint32Array): number[] {
+/** Indices of the digest buckets where two digests of the same range differ. */
+export function differingBuckets(a: Digest, b: Digest): number[] {
+  if (a.from !== b.from || a.count !== b.count) throw new Error('digests of different ranges');
   const out: number[] = [];
-  for (let i = 0; i < DIGEST_BUCKETS; i++) {
-    if (a[i * 2] !== b[i * 2] || a[i * 2 + 1] !== b[i * 2 + 1]) out.push(i);
+  for (let i = 0; i < a.count; i++) {
+    if (a.lanes[i * 2] !== b.lanes[i * 2] || a.lanes[i * 2 + 1] !== b.lanes[i * 2 + 1]) {
+      out.push(a.from + i);
+    }
   }
   return out;
 }
@@ -100,19 +125,28 @@ export async function entriesOfBuckets(
   return { entries, rest };
 }
 
-/** Encodes a digest as a frame payload (big-endian u32 pairs). */
-export function encodeDigest(digest: Uint32Array): Buffer {
-  const out = Buffer.allocUnsafe(digest.length * 4);
-  for (let i = 0; i < digest.length; i++) out.writeUInt32BE(digest[i] as number, i * 4);
+/** Encodes a digest as a frame payload: u16 from, u16 count, then big-endian u32 lane pairs. */
+export function encodeDigest(digest: Digest): Buffer {
+  const out = Buffer.allocUnsafe(4 + digest.lanes.length * 4);
+  out.writeUInt16BE(digest.from, 0);
+  out.writeUInt16BE(digest.count, 2);
+  for (let i = 0; i < digest.lanes.length; i++) {
+    out.writeUInt32BE(digest.lanes[i] as number, 4 + i * 4);
+  }
   return out;
 }
 
 /** Decodes {@link encodeDigest}; undefined when the payload is not a digest. */
-export function decodeDigest(payload: Buffer): Uint32Array | undefined {
-  if (payload.length !== DIGEST_BUCKETS * 8) return undefined;
-  const out = new Uint32Array(DIGEST_BUCKETS * 2);
-  for (let i = 0; i < out.length; i++) out[i] = payload.readUInt32BE(i * 4);
-  return out;
+export function decodeDigest(payload: Buffer): Digest | undefined {
+  if (payload.length < 4) return undefined;
+  const from = payload.readUInt16BE(0);
+  const count = payload.readUInt16BE(2);
+  if (count === 0 || from + count > DIGEST_BUCKETS || payload.length !== 4 + count * 8) {
+    return undefined;
+  }
+  const lanes = new Uint32Array(count * 2);
+  for (let i = 0; i < lanes.length; i++) lanes[i] = payload.readUInt32BE(4 + i * 4);
+  return { from, count, lanes };
 }
 
 /** Encodes a list of digest bucket indices (a `want` payload). */

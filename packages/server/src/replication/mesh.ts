@@ -8,11 +8,14 @@ import http2, {
 import type { AddressInfo } from 'node:net';
 import { type BucketEntry, decodeEntries, encodeEntries } from '@openclaw-edge/core';
 import {
+  DIGEST_BUCKETS,
+  type DigestRange,
   decodeBucketList,
   decodeDigest,
   differingBuckets,
   encodeBucketList,
   encodeDigest,
+  FULL_RANGE,
 } from './digest.js';
 import { type Frame, FrameError, FrameKind } from './frame.js';
 import type { PullPoint, ReplicaContext, ReplicationTransport } from './replicator.js';
@@ -49,6 +52,9 @@ const PATHS = {
   want: '/replication/v1/want',
   entries: '/replication/v1/entries',
 } as const;
+
+/** Anti-entropy rounds it takes to compare the whole state (each round covers one slice). */
+const ANTI_ENTROPY_SLICES = 16;
 
 /** Deltas waiting for one peer beyond this are dropped, oldest first (the peer repairs the gap). */
 const MAX_QUEUED_DELTAS = 64;
@@ -327,12 +333,21 @@ export class MeshTransport implements ReplicationTransport {
     return this.syncWith(link, false);
   }
 
-  async antiEntropy(): Promise<{ nodeId: string; point: PullPoint } | undefined> {
+  /**
+   * One round: the next peer (round robin) and the next of {@link ANTI_ENTROPY_SLICES} slices of
+   * the digest buckets, so a round moves a slice of what differs (under steady traffic almost
+   * every digest bucket differs at any moment, by the deltas in flight) and the whole state is
+   * compared every {@link ANTI_ENTROPY_SLICES} rounds. Partial rounds repair; only a full one
+   * would place the peer in its stream, so they report no pull point.
+   */
+  async antiEntropy(): Promise<undefined> {
     const candidates = [...this.links.values()].filter((l) => l.nodeId !== undefined && !l.self);
     if (candidates.length === 0) return undefined;
-    const link = candidates[this.nextRound++ % candidates.length] as PeerLink;
-    const point = await this.syncWith(link, true);
-    return point === undefined ? undefined : { nodeId: link.nodeId as string, point };
+    const round = this.nextRound++;
+    const link = candidates[round % candidates.length] as PeerLink;
+    const count = DIGEST_BUCKETS / ANTI_ENTROPY_SLICES;
+    await this.syncWith(link, true, { from: (round % ANTI_ENTROPY_SLICES) * count, count });
+    return undefined;
   }
 
   /**
@@ -367,12 +382,17 @@ export class MeshTransport implements ReplicationTransport {
   }
 
   /**
-   * Digest exchange with one peer: merges the peer's state of every digest bucket that differs
-   * and, when `pushBack`, sends ours for them. Returns where the peer was when it compared.
+   * Digest exchange with one peer over a range of digest buckets: merges the peer's state of every
+   * digest bucket that differs and, when `pushBack`, sends ours for them. Returns where the peer
+   * was when it compared (a pull point when the range is the full one).
    */
-  private async syncWith(link: PeerLink, pushBack: boolean): Promise<PullPoint | undefined> {
+  private async syncWith(
+    link: PeerLink,
+    pushBack: boolean,
+    range: DigestRange = FULL_RANGE,
+  ): Promise<PullPoint> {
     const c = this.context;
-    const mine = await c.digest();
+    const mine = await c.digest(range);
     const first = await link.exchange(
       PATHS.digest,
       this.frame(FrameKind.digest, encodeDigest(mine)),
@@ -456,7 +476,7 @@ export class MeshTransport implements ReplicationTransport {
         if (theirs === undefined) break;
         // Time and seq are read before the state: the state covers at least them.
         const at = this.position();
-        const differing = differingBuckets(await c.digest(), theirs);
+        const differing = differingBuckets(await c.digest(theirs), theirs);
         const out = await c.entriesOf(differing, this.options.maxEntriesPerMessage);
         answer(entriesPayload(differing, out.rest, out.entries), FrameKind.entries, at);
         return;

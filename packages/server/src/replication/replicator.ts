@@ -2,7 +2,7 @@ import { type BucketEntry, decodeEntries, encodeEntries } from '@openclaw-edge/c
 import type { Limiter } from '@openclaw-edge/engine';
 import type { Logger } from 'pino';
 import type { EdgeMetrics } from '../metrics/edge-metrics.js';
-import { computeDigest, entriesOfBuckets } from './digest.js';
+import { computeDigest, type Digest, type DigestRange, entriesOfBuckets } from './digest.js';
 import { type Frame, type FrameCodec, FrameError, FrameKind } from './frame.js';
 
 /**
@@ -19,8 +19,8 @@ export interface ReplicaContext {
   receive(bytes: Uint8Array): boolean;
   /** Merges state a transport fetched (repairs, cold start); counts it. */
   mergeEntries(entries: readonly BucketEntry[]): void;
-  /** The replica's current digest (computed in slices, see digest.ts). */
-  digest(): Promise<Uint32Array>;
+  /** The replica's current digest of a range of digest buckets (computed in slices, digest.ts). */
+  digest(range?: DigestRange): Promise<Digest>;
   /** Full state of the agents in these digest buckets, at most about `maxEntries` entries. */
   entriesOf(
     buckets: readonly number[],
@@ -60,7 +60,8 @@ export interface ReplicationTransport {
   pull(nodeId: string): Promise<PullPoint | undefined>;
   /**
    * One anti-entropy round with some peer (digest, then repair both ways). Resolves with the
-   * peer and where it was, like `pull`, or undefined when no peer was reached.
+   * peer and where it was, like `pull`, when the round covered the peer's whole state; undefined
+   * when it covered only part of it or no peer was reached.
    */
   antiEntropy(): Promise<{ readonly nodeId: string; readonly point: PullPoint } | undefined>;
   stop(): Promise<void>;
@@ -149,7 +150,7 @@ export class Replicator {
       now: this.now,
       receive: (bytes) => this.receive(bytes),
       mergeEntries: (entries) => this.mergeEntries(entries),
-      digest: () => computeDigest(limiter, this.now),
+      digest: (range) => computeDigest(limiter, this.now, range),
       entriesOf: (buckets, max) => entriesOfBuckets(limiter, buckets, this.now, max),
       currentSeq: () => this.seq,
       setMembers: (ids) => this.setMembers(ids),
