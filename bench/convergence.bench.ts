@@ -11,7 +11,7 @@
  * replication itself.
  *
  *   npm run bench -- convergence [--replicas 3] [--probes 300] [--agents 10000] [--sync-ms 100]
- *                                [--anti-entropy-ms 10000] [--write]
+ *                                [--anti-entropy-ms 2000] [--write]
  *
  * --write merges `convergence_p99_ms` (and the setting it was measured at) into
  * bench/results/replication.json, next to the simulator's accuracy figures.
@@ -76,7 +76,8 @@ export async function main(args: readonly string[]): Promise<void> {
   const probes = option(args, 'probes', 300);
   const agents = option(args, 'agents', 10_000);
   const syncMs = option(args, 'sync-ms', 100);
-  const antiEntropyMs = option(args, 'anti-entropy-ms', 10_000);
+  // The service's default unless given.
+  const antiEntropyMs = option(args, 'anti-entropy-ms', 2000);
   const dir = mkdtempSync(join(tmpdir(), 'openclaw-convergence-'));
   const ports = await Promise.all(Array.from({ length: replicas }, freePort));
   const peers = ports.map((p) => `"127.0.0.1:${p}"`).join(', ');
