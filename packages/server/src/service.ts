@@ -124,6 +124,7 @@ export class EdgeService {
       tiers: () => this.policies.tiers,
       isReady: () => this.ready,
       overrideChanged: (agentId, policy) => this.store.saveOverride(agentId, policy),
+      replication: () => this.replicator?.status(),
       maxBatch: config.server.max_batch,
       bodyLimitBytes: config.server.body_limit_bytes,
       rating: {

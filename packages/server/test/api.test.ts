@@ -316,6 +316,7 @@ describe('service endpoints', () => {
       '/v1/openapi.json',
       '/v1/rate',
       '/v1/refund',
+      '/v1/replication',
       '/v1/reservations',
       '/v1/reservations/{id}/cancel',
       '/v1/reservations/{id}/settle',

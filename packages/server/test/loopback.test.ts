@@ -18,6 +18,7 @@ function app() {
     tiers: () => new Map(),
     isReady: () => true,
     overrideChanged: () => {},
+    replication: () => undefined,
     maxBatch: 10,
     bodyLimitBytes: 4096,
   };

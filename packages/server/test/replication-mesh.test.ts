@@ -94,6 +94,19 @@ describe('mesh replication between real processes', () => {
     const lags = [...text.matchAll(/openclaw_replication_lag_seconds\{peer="(m\d)"\} (\S+)/g)];
     expect(lags.map((m) => m[1]).sort()).toEqual(['m2', 'm3']);
     for (const m of lags) expect(Number(m[2])).toBeLessThan(1);
+    // Operators see the same through GET /v1/replication.
+    const status = (await call(edges[0]?.url as string, 'GET', '/v1/replication')).body as {
+      transport: string;
+      node_id: string;
+      peers: { node_id: string; reachable: boolean; synced: boolean; lag_ms: number }[];
+    };
+    expect(status.transport).toBe('mesh');
+    expect(status.node_id).toBe('m1');
+    expect(status.peers.map((p) => [p.node_id, p.reachable, p.synced])).toEqual([
+      ['m2', true, true],
+      ['m3', true, true],
+    ]);
+    for (const p of status.peers) expect(p.lag_ms).toBeLessThan(1000);
     // A graceful stop sends what the replica charged last, and exits 0.
     const [first, second] = edges as [Edge, Edge];
     expect(await check(first, 'final', 7)).toBe(true);

@@ -3,6 +3,7 @@ import type { Limiter } from '@openclaw-edge/engine';
 import type { ApiKeys } from '../auth/api-keys.js';
 import type { RatingService } from '../rating/rating-service.js';
 import type { Reservations } from '../rating/reservations.js';
+import type { ReplicationStatus } from '../replication/replicator.js';
 
 /**
  * What the HTTP layer needs from the running service. Getters, because a config reload swaps
@@ -18,6 +19,8 @@ export interface EdgeRuntime {
   isReady(): boolean;
   /** Called after a runtime policy override is set (`policy`) or removed (undefined). */
   overrideChanged(agentId: string, policy: AgentPolicy | undefined): void;
+  /** Replication status; undefined for a lone replica. */
+  replication(): ReplicationStatus | undefined;
   readonly maxBatch: number;
   readonly bodyLimitBytes: number;
   /** Rating (usage, rate, reservations); absent in an app built without a ledger. */

@@ -99,6 +99,30 @@ export interface ReplicatorOptions {
   readonly now?: () => number;
 }
 
+/** Replication as GET /v1/replication reports it; lags are null until first heard. */
+export interface ReplicationStatus {
+  readonly transport: 'mesh' | 'redis';
+  readonly node_id: string;
+  readonly incarnation: number;
+  readonly sync_interval_ms: number;
+  /** Seq of the last delta sent. */
+  readonly seq: number;
+  /** How far behind now every peer is heard (the sync point `shared` shares are cut at). */
+  readonly sync_point_lag_ms: number | null;
+  readonly peers: readonly {
+    readonly node_id: string;
+    readonly reachable: boolean;
+    /** Its delta stream is known complete (no gap since the last pull). */
+    readonly synced: boolean;
+    readonly lag_ms: number | null;
+  }[];
+  readonly deltas_sent: number;
+  readonly deltas_received: number;
+  readonly rejected: number;
+  readonly gaps: number;
+  readonly pulls: number;
+}
+
 /** Counters of the replication layer (tests, logs, metrics). */
 export interface ReplicationStats {
   deltasSent: number;
@@ -193,6 +217,31 @@ export class Replicator {
         heardAtMs: s?.heardAt ?? Number.NEGATIVE_INFINITY,
       };
     });
+  }
+
+  /** What an operator wants to see (GET /v1/replication). */
+  status(): ReplicationStatus {
+    const now = this.now();
+    const sync = this.options.limiter.syncPointMs;
+    return {
+      transport: this.options.transport.kind,
+      node_id: this.context.nodeId,
+      incarnation: this.context.incarnation,
+      sync_interval_ms: this.options.syncIntervalMs,
+      seq: this.seq,
+      sync_point_lag_ms: Number.isFinite(sync) ? Math.max(0, now - sync) : null,
+      peers: this.peers().map((p) => ({
+        node_id: p.nodeId,
+        reachable: p.reachable,
+        synced: p.synced,
+        lag_ms: Number.isFinite(p.heardAtMs) ? Math.max(0, now - p.heardAtMs) : null,
+      })),
+      deltas_sent: this.stats.deltasSent,
+      deltas_received: this.stats.deltasReceived,
+      rejected: this.stats.rejected,
+      gaps: this.stats.gaps,
+      pulls: this.stats.pulls,
+    };
   }
 
   /** Drains changed agents and broadcasts them as the next delta (also when empty). */
