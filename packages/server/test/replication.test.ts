@@ -1,5 +1,5 @@
 import http2 from 'node:http2';
-import { definePolicy, encodeEntries } from '@openclaw-edge/core';
+import { type AgentPolicy, definePolicy, encodeEntries } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -43,10 +43,11 @@ async function startReplica(
     incarnation?: number;
     host?: string;
     dns?: MeshOptions['dns'];
+    policy?: AgentPolicy;
   } = {},
 ): Promise<Replica> {
   const incarnation = options.incarnation ?? Date.now();
-  const limiter = new Limiter({ nodeId, incarnation, defaultPolicy: policy });
+  const limiter = new Limiter({ nodeId, incarnation, defaultPolicy: options.policy ?? policy });
   const mesh = new MeshTransport({
     host: options.host ?? '127.0.0.1',
     port,
@@ -316,5 +317,18 @@ describe('mesh replication (in-process replicas over loopback HTTP/2)', () => {
           .join() === 'new',
     );
     expect(a.limiter.replicas).toBe(2);
+  });
+
+  it('counts state of limits a replica does not configure (configs that differ)', async () => {
+    const ports = await freePorts(2);
+    const peers = ports.map((p) => `127.0.0.1:${p}`);
+    const other = definePolicy([{ name: 'tokens', capacity: 10, refill: 1, per: 'second' }]);
+    const [a, b] = await Promise.all([
+      startReplica('a', ports[0] as number, peers),
+      startReplica('b', ports[1] as number, peers, { policy: other }),
+    ]);
+    a.limiter.check('drift', 1, Date.now());
+    await eventually(() => b.replicator.status().unknown_limit_entries > 0);
+    expect(a.replicator.status().unknown_limit_entries).toBe(0);
   });
 });

@@ -53,6 +53,9 @@ const PATHS = {
   entries: '/replication/v1/entries',
 } as const;
 
+/** Least wait for a digest or repair answer. */
+const REPAIR_TIMEOUT_MS = 30_000;
+
 /** Anti-entropy rounds it takes to compare the whole state (each round covers one slice). */
 const ANTI_ENTROPY_SLICES = 16;
 
@@ -142,8 +145,8 @@ class PeerLink {
   }
 
   /** Sends a signed request frame; expects a signed frame back. */
-  async exchange(path: string, frame: Buffer): Promise<Frame> {
-    const body = await this.post(path, frame);
+  async exchange(path: string, frame: Buffer, timeoutMs?: number): Promise<Frame> {
+    const body = await this.post(path, frame, timeoutMs);
     let answer: Frame;
     try {
       answer = this.mesh.context.codec.decode(body);
@@ -155,7 +158,7 @@ class PeerLink {
     return answer;
   }
 
-  post(path: string, body: Buffer): Promise<Buffer> {
+  post(path: string, body: Buffer, timeoutMs = this.mesh.options.timeoutMs): Promise<Buffer> {
     return new Promise<Buffer>((resolve, reject) => {
       let session: ClientHttp2Session;
       try {
@@ -175,7 +178,7 @@ class PeerLink {
       let size = 0;
       let status = 0;
       const max = this.mesh.context.codec.maxBytes;
-      req.setTimeout(this.mesh.options.timeoutMs, () => req.close(http2.constants.NGHTTP2_CANCEL));
+      req.setTimeout(timeoutMs, () => req.close(http2.constants.NGHTTP2_CANCEL));
       req.on('response', (headers) => {
         status = Number(headers[':status']);
       });
@@ -256,6 +259,13 @@ export class MeshTransport implements ReplicationTransport {
   private dnsTimer: NodeJS.Timeout | undefined;
   private dnsAddresses: string[] = [];
   private resolver: Resolver | undefined;
+  /**
+   * Digest and repair requests wait longer than deltas: the peer computes a digest first, which
+   * visits every agent (about 2 s at a million agents).
+   */
+  private get repairTimeoutMs(): number {
+    return Math.max(REPAIR_TIMEOUT_MS, this.options.timeoutMs);
+  }
   /** Sessions peers opened to our listener. */
   private readonly sessions = new Set<ServerHttp2Session>();
   private nextRound = 0;
@@ -396,6 +406,7 @@ export class MeshTransport implements ReplicationTransport {
     const first = await link.exchange(
       PATHS.digest,
       this.frame(FrameKind.digest, encodeDigest(mine)),
+      this.repairTimeoutMs,
     );
     if (first.kind !== FrameKind.entries)
       throw new Error('digest answered with a wrong frame kind');
@@ -406,6 +417,7 @@ export class MeshTransport implements ReplicationTransport {
       const next = await link.exchange(
         PATHS.want,
         this.frame(FrameKind.want, encodeBucketList(page.rest)),
+        this.repairTimeoutMs,
       );
       page = parseEntriesPayload(next.payload);
       c.mergeEntries(page.entries);
@@ -419,6 +431,7 @@ export class MeshTransport implements ReplicationTransport {
         await link.post(
           PATHS.entries,
           this.frame(FrameKind.entries, entriesPayload([], [], out.entries)),
+          this.repairTimeoutMs,
         );
       }
     }

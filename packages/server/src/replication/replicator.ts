@@ -67,8 +67,8 @@ export interface ReplicationTransport {
   stop(): Promise<void>;
 }
 
-/** Rejected frames of one reason are logged at most once per this many ms. */
-const REJECTION_LOG_MS = 10_000;
+/** A warning of one kind (a rejection reason, say) is logged at most once per this many ms. */
+const WARN_EVERY_MS = 10_000;
 
 /** Per sending peer: where its delta stream is, and whether we hold everything before it. */
 interface Inbound {
@@ -121,6 +121,7 @@ export interface ReplicationStatus {
   readonly rejected: number;
   readonly gaps: number;
   readonly pulls: number;
+  readonly unknown_limit_entries: number;
 }
 
 /** Counters of the replication layer (tests, logs, metrics). */
@@ -131,6 +132,8 @@ export interface ReplicationStats {
   gaps: number;
   pulls: number;
   entriesMerged: number;
+  /** Entries of limits this replica does not configure (config differs between replicas). */
+  unknownLimit: number;
 }
 
 /**
@@ -149,13 +152,14 @@ export class Replicator {
     gaps: 0,
     pulls: 0,
     entriesMerged: 0,
+    unknownLimit: 0,
   };
   private seq = 0;
   private readonly inbound = new Map<string, Inbound>();
   private members: readonly string[] = [];
   private readonly reachable = new Set<string>();
-  /** Per rejection reason: when it was last logged, and how many since went unlogged. */
-  private readonly rejectionLog = new Map<string, { at: number; suppressed: number }>();
+  /** Per warning: when it was last logged, and how many since went unlogged. */
+  private readonly warned = new Map<string, { at: number; suppressed: number }>();
   private tickTimer: NodeJS.Timeout | undefined;
   private antiEntropyTimer: NodeJS.Timeout | undefined;
   private antiEntropyRunning = false;
@@ -241,6 +245,7 @@ export class Replicator {
       rejected: this.stats.rejected,
       gaps: this.stats.gaps,
       pulls: this.stats.pulls,
+      unknown_limit_entries: this.stats.unknownLimit,
     };
   }
 
@@ -404,6 +409,14 @@ export class Replicator {
     if (entries.length === 0) return;
     const report = this.options.limiter.merge(entries, this.now());
     this.stats.entriesMerged += report.applied;
+    if (report.unknownLimit > 0) {
+      this.stats.unknownLimit += report.unknownLimit;
+      this.warnAtMostEvery(
+        'unknown_limit',
+        { entries: report.unknownLimit },
+        'peers sent state of limits this replica does not have: is the limits config the same on every replica?',
+      );
+    }
   }
 
   private setMembers(ids: readonly string[]): void {
@@ -452,18 +465,19 @@ export class Replicator {
   private countRejected(reason: string): void {
     this.stats.rejected++;
     this.options.metrics?.replication.deltas.inc({ direction: 'received', outcome: 'rejected' });
-    // One line per reason per 10 s: a flood of garbage must not become a flood of logs.
+    this.warnAtMostEvery(reason, { reason }, 'replication frame rejected');
+  }
+
+  /** One log line per `key` per 10 s: a flood of bad input must not become a flood of logs. */
+  private warnAtMostEvery(key: string, fields: object, message: string): void {
     const now = this.now();
-    const last = this.rejectionLog.get(reason);
-    if (last !== undefined && now - last.at < REJECTION_LOG_MS) {
+    const last = this.warned.get(key);
+    if (last !== undefined && now - last.at < WARN_EVERY_MS) {
       last.suppressed++;
       return;
     }
-    this.options.logger.warn(
-      { reason, suppressed_since_last: last?.suppressed ?? 0 },
-      'replication frame rejected',
-    );
-    this.rejectionLog.set(reason, { at: now, suppressed: 0 });
+    this.options.logger.warn({ ...fields, suppressed_since_last: last?.suppressed ?? 0 }, message);
+    this.warned.set(key, { at: now, suppressed: 0 });
   }
 
   private async runAntiEntropy(): Promise<void> {
