@@ -4,6 +4,7 @@ import {
   type LedgerStore,
   openPostgresLedger,
   openSqliteLedger,
+  SQLITE_WAL_AUTOCHECKPOINT_PAGES,
 } from '@openclaw-edge/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scratchDir } from './harness.js';
@@ -151,6 +152,22 @@ conformance('SQLite', async () => ({
   store: openSqliteLedger(sqliteDir.dir),
   cleanup: async () => sqliteDir.cleanup(),
 }));
+
+describe('SQLite ledger settings', () => {
+  it('opens in WAL mode with the configured sync level and a large checkpoint interval', async () => {
+    const scratch = scratchDir();
+    const store = openSqliteLedger(scratch.dir, 'normal');
+    try {
+      const pragma = (name: string) => store.connection.pragma(name, { simple: true });
+      expect(pragma('journal_mode')).toBe('wal');
+      expect(pragma('synchronous')).toBe(1); // NORMAL
+      expect(pragma('wal_autocheckpoint')).toBe(SQLITE_WAL_AUTOCHECKPOINT_PAGES);
+    } finally {
+      await store.close();
+      scratch.cleanup();
+    }
+  });
+});
 
 const pgUp = await postgresAvailable();
 describe.skipIf(!pgUp)('PostgreSQL', () => {

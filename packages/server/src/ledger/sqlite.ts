@@ -11,6 +11,16 @@ export const SQLITE_LEDGER_FILE = 'ledger.sqlite';
 
 type Db = InstanceType<typeof Database>;
 
+/**
+ * WAL pages after which a commit also checkpoints (SQLite's default is 1000). The agent/time
+ * index puts each agent's new rows on that agent's own leaf page, so a commit of 1,300 events
+ * over 1,000 agents dirties about 1,350 pages (5.5 MB of WAL): with the default, nearly every
+ * commit ran a checkpoint (copy to the database file and fsync it) on the writer. 10,000 pages
+ * (about 40 MB of WAL on disk) checkpoints every few commits instead, and a page dirtied by
+ * several commits is copied once. Durability is unchanged: a commit is durable once in the WAL.
+ */
+export const SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000;
+
 const COLUMNS = [
   'event_id',
   'agent_id',
@@ -112,5 +122,6 @@ export function openSqliteLedger(
   database.pragma('journal_mode = WAL');
   database.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   database.pragma('busy_timeout = 5000');
+  database.pragma(`wal_autocheckpoint = ${SQLITE_WAL_AUTOCHECKPOINT_PAGES}`);
   return new SqliteLedgerStore(database);
 }
