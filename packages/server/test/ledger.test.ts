@@ -2,6 +2,7 @@ import {
   GroupCommitWriter,
   type LedgerRow,
   type LedgerStore,
+  LedgerUnavailableError,
   openPostgresLedger,
   openSqliteLedger,
   SQLITE_WAL_AUTOCHECKPOINT_PAGES,
@@ -235,5 +236,36 @@ describe('group commit scheduling', () => {
     gates.shift()?.();
     await w3;
     await writer.close();
+  });
+
+  it('writeAll answers each row of a request in order, also when the rows span two batches', async () => {
+    const batches: string[][] = [];
+    const store = {
+      driver: 'sqlite',
+      append: async (rows: readonly LedgerRow[]) => {
+        batches.push(rows.map((r) => r.eventId));
+        if (rows.some((r) => r.eventId === 'bad')) throw new Error('disk on fire');
+        return rows.map((row) => ({ status: 'recorded', row }));
+      },
+    } as unknown as LedgerStore;
+    const writer = new GroupCommitWriter(store, 1, 2);
+    const [first, second] = await Promise.all([
+      writer.writeAll([row('a'), row('b'), row('c')]),
+      writer.writeAll([row('bad')]),
+    ]);
+    expect(batches).toEqual([
+      ['a', 'b'],
+      ['c', 'bad'],
+    ]);
+    expect(first?.map((r) => (r instanceof LedgerUnavailableError ? 'failed' : r.status))).toEqual([
+      'recorded',
+      'recorded',
+      'failed',
+    ]);
+    expect(second?.[0]).toBeInstanceOf(LedgerUnavailableError);
+    expect(await writer.writeAll([])).toEqual([]);
+    await writer.close();
+    const closed = await writer.writeAll([row('late')]);
+    expect(closed[0]).toBeInstanceOf(LedgerUnavailableError);
   });
 });
