@@ -71,6 +71,34 @@ function conformance(
       expect(stored.find((r) => r.eventId === 'e1')).toEqual(row('e1'));
     });
 
+    it('stores every column where it belongs', async () => {
+      const distinct = row('cols', {
+        agentId: 'agent-cols',
+        timeMs: 1_700_000_000_001,
+        model: 'model-x',
+        rule: 'rule-x',
+        currency: 'EUR',
+        inputTokens: 101,
+        cachedInputTokens: 102,
+        cacheWriteTokens: 103,
+        outputTokens: 104,
+        reasoningTokens: 105,
+        requests: 106,
+        totalTokens: 107,
+        costMicros: 108,
+        rating: '[1,2,3]',
+        attributes: '{"a":1}',
+        recordedMs: 1_700_000_000_109,
+      });
+      expect((await store.append([distinct]))[0]?.status).toBe('recorded');
+      expect(await store.get(['cols'])).toEqual([distinct]);
+      // A replay answers the stored row, read back column by column.
+      expect((await store.append([row('cols')]))[0]).toEqual({
+        status: 'duplicate',
+        row: distinct,
+      });
+    });
+
     it('sums spend and volume by agent, rule and time range (half-open)', async () => {
       const t = Date.parse('2026-04-01T00:00:00Z');
       await store.append([
