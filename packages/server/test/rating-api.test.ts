@@ -129,6 +129,19 @@ describe('POST /v1/usage', () => {
     ]);
   });
 
+  it('refuses model names the ledger cannot store as text, alone, and records the rest', async () => {
+    const r = await call(edge.url, 'POST', '/v1/usage', {
+      events: [
+        event('u7-nul', 'usage-7', { model: 'gpt-\u0000' }),
+        event('u7-half', 'usage-7', { model: 'gpt-\ud800' }),
+        event('u7-ok', 'usage-7', { model: 'gpt-😀' }),
+      ],
+    });
+    expect(r.body).toMatchObject({ recorded: 1, rejected: 2 });
+    const errors = (r.body.results as { error?: { field?: string } }[]).map((x) => x.error?.field);
+    expect(errors).toEqual(['events[0].model', 'events[1].model', undefined]);
+  });
+
   it('a single bad event answers its problem', async () => {
     const r = await call(
       edge.url,
