@@ -19,6 +19,7 @@ export {
   MICROS_PER_UNIT,
   parseMicros,
   tokenCostMicros,
+  tokenCostMicrosSafe,
   toSafeMicros,
 } from './money.js';
 export { PatternTable } from './pattern.js';

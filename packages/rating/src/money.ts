@@ -50,6 +50,22 @@ export function tokenCostMicros(tokens: number, microsPerMillion: bigint): bigin
   return divRoundHalfEven(BigInt(tokens) * microsPerMillion, 1_000_000n);
 }
 
+/**
+ * `tokenCostMicros` without bigint, for when `tokens × microsPerMillion` is a safe integer (any
+ * realistic event): the product, remainder and quotient are then exact integers in a double, and
+ * the rounding is the same half-to-even. Both arguments are non-negative integers. Returns
+ * undefined when the product is beyond 2^53 - 1 (use tokenCostMicros).
+ */
+export function tokenCostMicrosSafe(tokens: number, microsPerMillion: number): number | undefined {
+  const product = tokens * microsPerMillion;
+  // A true product above MAX_SAFE_INTEGER rounds to at least 2^53, so this test is exact.
+  if (!(product <= Number.MAX_SAFE_INTEGER)) return undefined;
+  const r = product % 1_000_000;
+  const q = (product - r) / 1_000_000;
+  const twice = r * 2;
+  return twice > 1_000_000 || (twice === 1_000_000 && q % 2 === 1) ? q + 1 : q;
+}
+
 /** A bigint amount as a safe integer; throws a RangeError (a bug or absurd input) beyond 2^53. */
 export function toSafeMicros(value: bigint): number {
   if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {

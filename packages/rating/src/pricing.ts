@@ -1,4 +1,10 @@
-import { MAX_MICROS, parseMicros, tokenCostMicros, toSafeMicros } from './money.js';
+import {
+  MAX_MICROS,
+  parseMicros,
+  tokenCostMicros,
+  tokenCostMicrosSafe,
+  toSafeMicros,
+} from './money.js';
 import { PatternTable } from './pattern.js';
 
 /**
@@ -285,6 +291,18 @@ export function rate(
   const longContext =
     rule.longContext !== undefined && promptTokens(usage) > rule.longContext.aboveInputTokens;
   if (longContext && rule.longContext !== undefined) prices = rule.longContext.prices;
+  const fast = safeLines(usage, prices);
+  if (fast !== undefined) {
+    return {
+      currency: book.currency,
+      costMicros: fast.total,
+      lines: fast.lines,
+      rule: rule.match,
+      priceVersionMs: versionMs,
+      tier,
+      longContext,
+    };
+  }
   const lines = {
     input: tokenCostMicros(usage.inputTokens, prices.input),
     cached_input: tokenCostMicros(usage.cachedInputTokens, prices.cached_input),
@@ -313,5 +331,65 @@ export function rate(
     priceVersionMs: versionMs,
     tier,
     longContext,
+  };
+}
+
+/** Prices as numbers (every price is at most MAX_MICROS, a safe integer), per compiled Prices. */
+const numericPrices = new WeakMap<Prices, Readonly<Record<TokenClass | 'request', number>>>();
+
+/**
+ * The line items in safe-integer arithmetic, or undefined when a product or a line is too large
+ * for it (then `rate` computes them in bigint, with the same result). Lines of at most
+ * MAX_MICROS each keep their sum exact.
+ */
+function safeLines(
+  usage: Usage,
+  prices: Prices,
+): { lines: Rating['lines']; total: number } | undefined {
+  let n = numericPrices.get(prices);
+  if (n === undefined) {
+    n = {
+      input: Number(prices.input),
+      cached_input: Number(prices.cached_input),
+      cache_write: Number(prices.cache_write),
+      output: Number(prices.output),
+      reasoning: Number(prices.reasoning),
+      request: Number(prices.request),
+    };
+    numericPrices.set(prices, n);
+  }
+  const input = tokenCostMicrosSafe(usage.inputTokens, n.input);
+  const cachedInput = tokenCostMicrosSafe(usage.cachedInputTokens, n.cached_input);
+  const cacheWrite = tokenCostMicrosSafe(usage.cacheWriteTokens, n.cache_write);
+  const output = tokenCostMicrosSafe(usage.outputTokens, n.output);
+  const reasoning = tokenCostMicrosSafe(usage.reasoningTokens, n.reasoning);
+  const request = usage.requests * n.request;
+  if (
+    input === undefined ||
+    cachedInput === undefined ||
+    cacheWrite === undefined ||
+    output === undefined ||
+    reasoning === undefined ||
+    input > MAX_MICROS ||
+    cachedInput > MAX_MICROS ||
+    cacheWrite > MAX_MICROS ||
+    output > MAX_MICROS ||
+    reasoning > MAX_MICROS ||
+    !(request <= MAX_MICROS)
+  ) {
+    return undefined;
+  }
+  const total = input + cachedInput + cacheWrite + output + reasoning + request;
+  if (total > MAX_MICROS) return undefined;
+  return {
+    lines: {
+      input,
+      cached_input: cachedInput,
+      cache_write: cacheWrite,
+      output,
+      reasoning,
+      request,
+    },
+    total,
   };
 }

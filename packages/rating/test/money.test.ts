@@ -3,6 +3,7 @@ import {
   formatMicros,
   parseMicros,
   tokenCostMicros,
+  tokenCostMicrosSafe,
 } from '@openclaw-edge/rating';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -46,6 +47,37 @@ describe('money in micro-units', () => {
           expect(err * 2n <= d && err * 2n >= -d).toBe(true);
         },
       ),
+    );
+  });
+
+  it('the safe-integer line cost equals the bigint one, or declines beyond 2^53', () => {
+    const check = (tokens: number, price: number) => {
+      const fast = tokenCostMicrosSafe(tokens, price);
+      const exact = tokenCostMicros(tokens, BigInt(price));
+      if (BigInt(tokens) * BigInt(price) <= BigInt(Number.MAX_SAFE_INTEGER)) {
+        expect(fast).toBe(Number(exact));
+      } else expect(fast).toBeUndefined();
+    };
+    // Ties round to even, as in the bigint version; the edge of the safe range declines.
+    for (const [t, p] of [
+      [1, 500_000],
+      [3, 500_000],
+      [5, 500_000],
+      [1, 1_500_000],
+      [2 ** 26, 2 ** 27 - 1],
+      [2 ** 26, 2 ** 27],
+      [2 ** 26, 2 ** 27 + 1],
+      [1e12, 1e15],
+    ]) {
+      check(t as number, p as number);
+    }
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.integer({ min: 0, max: 10_000_000 }), fc.integer({ min: 0, max: 1e12 })),
+        fc.oneof(fc.integer({ min: 0, max: 100_000_000 }), fc.integer({ min: 0, max: 1e15 })),
+        check,
+      ),
+      { numRuns: 20_000 },
     );
   });
 

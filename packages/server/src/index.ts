@@ -20,7 +20,11 @@ export {
 } from './ledger/group-commit.js';
 export type { AppendOutcome, LedgerRow, LedgerStore, UsageTotals } from './ledger/ledger-store.js';
 export { openPostgresLedger } from './ledger/postgres.js';
-export { openSqliteLedger, SQLITE_LEDGER_FILE } from './ledger/sqlite.js';
+export {
+  openSqliteLedger,
+  SQLITE_LEDGER_FILE,
+  SQLITE_WAL_AUTOCHECKPOINT_PAGES,
+} from './ledger/sqlite.js';
 export { type RestoreReport, restoreSnapshot } from './restore.js';
 export { EdgeService, type ServiceOptions, VERSION } from './service.js';
 export { MemorySnapshotStore } from './snapshot/memory-store.js';

@@ -2,8 +2,10 @@ import {
   GroupCommitWriter,
   type LedgerRow,
   type LedgerStore,
+  LedgerUnavailableError,
   openPostgresLedger,
   openSqliteLedger,
+  SQLITE_WAL_AUTOCHECKPOINT_PAGES,
 } from '@openclaw-edge/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scratchDir } from './harness.js';
@@ -67,6 +69,34 @@ function conformance(
       const stored = await store.get(['e1', 'e2', 'e3', 'nope']);
       expect(stored.map((r) => r.eventId).sort()).toEqual(['e1', 'e2', 'e3']);
       expect(stored.find((r) => r.eventId === 'e1')).toEqual(row('e1'));
+    });
+
+    it('stores every column where it belongs', async () => {
+      const distinct = row('cols', {
+        agentId: 'agent-cols',
+        timeMs: 1_700_000_000_001,
+        model: 'model-x',
+        rule: 'rule-x',
+        currency: 'EUR',
+        inputTokens: 101,
+        cachedInputTokens: 102,
+        cacheWriteTokens: 103,
+        outputTokens: 104,
+        reasoningTokens: 105,
+        requests: 106,
+        totalTokens: 107,
+        costMicros: 108,
+        rating: '[1,2,3]',
+        attributes: '{"a":1}',
+        recordedMs: 1_700_000_000_109,
+      });
+      expect((await store.append([distinct]))[0]?.status).toBe('recorded');
+      expect(await store.get(['cols'])).toEqual([distinct]);
+      // A replay answers the stored row, read back column by column.
+      expect((await store.append([row('cols')]))[0]).toEqual({
+        status: 'duplicate',
+        row: distinct,
+      });
     });
 
     it('sums spend and volume by agent, rule and time range (half-open)', async () => {
@@ -152,6 +182,22 @@ conformance('SQLite', async () => ({
   cleanup: async () => sqliteDir.cleanup(),
 }));
 
+describe('SQLite ledger settings', () => {
+  it('opens in WAL mode with the configured sync level and a large checkpoint interval', async () => {
+    const scratch = scratchDir();
+    const store = openSqliteLedger(scratch.dir, 'normal');
+    try {
+      const pragma = (name: string) => store.connection.pragma(name, { simple: true });
+      expect(pragma('journal_mode')).toBe('wal');
+      expect(pragma('synchronous')).toBe(1); // NORMAL
+      expect(pragma('wal_autocheckpoint')).toBe(SQLITE_WAL_AUTOCHECKPOINT_PAGES);
+    } finally {
+      await store.close();
+      scratch.cleanup();
+    }
+  });
+});
+
 const pgUp = await postgresAvailable();
 describe.skipIf(!pgUp)('PostgreSQL', () => {
   const schema = uniqueSchema('ledger');
@@ -218,5 +264,36 @@ describe('group commit scheduling', () => {
     gates.shift()?.();
     await w3;
     await writer.close();
+  });
+
+  it('writeAll answers each row of a request in order, also when the rows span two batches', async () => {
+    const batches: string[][] = [];
+    const store = {
+      driver: 'sqlite',
+      append: async (rows: readonly LedgerRow[]) => {
+        batches.push(rows.map((r) => r.eventId));
+        if (rows.some((r) => r.eventId === 'bad')) throw new Error('disk on fire');
+        return rows.map((row) => ({ status: 'recorded', row }));
+      },
+    } as unknown as LedgerStore;
+    const writer = new GroupCommitWriter(store, 1, 2);
+    const [first, second] = await Promise.all([
+      writer.writeAll([row('a'), row('b'), row('c')]),
+      writer.writeAll([row('bad')]),
+    ]);
+    expect(batches).toEqual([
+      ['a', 'b'],
+      ['c', 'bad'],
+    ]);
+    expect(first?.map((r) => (r instanceof LedgerUnavailableError ? 'failed' : r.status))).toEqual([
+      'recorded',
+      'recorded',
+      'failed',
+    ]);
+    expect(second?.[0]).toBeInstanceOf(LedgerUnavailableError);
+    expect(await writer.writeAll([])).toEqual([]);
+    await writer.close();
+    const closed = await writer.writeAll([row('late')]);
+    expect(closed[0]).toBeInstanceOf(LedgerUnavailableError);
   });
 });

@@ -129,6 +129,19 @@ describe('POST /v1/usage', () => {
     ]);
   });
 
+  it('refuses model names the ledger cannot store as text, alone, and records the rest', async () => {
+    const r = await call(edge.url, 'POST', '/v1/usage', {
+      events: [
+        event('u7-nul', 'usage-7', { model: 'gpt-\u0000' }),
+        event('u7-half', 'usage-7', { model: 'gpt-\ud800' }),
+        event('u7-ok', 'usage-7', { model: 'gpt-😀' }),
+      ],
+    });
+    expect(r.body).toMatchObject({ recorded: 1, rejected: 2 });
+    const errors = (r.body.results as { error?: { field?: string } }[]).map((x) => x.error?.field);
+    expect(errors).toEqual(['events[0].model', 'events[1].model', undefined]);
+  });
+
   it('a single bad event answers its problem', async () => {
     const r = await call(
       edge.url,
@@ -155,6 +168,39 @@ describe('POST /v1/usage', () => {
     expect(tierOf(first)).toMatchObject({ tier: 0, cost_micros: 1800 });
     expect(tierOf(second)).toMatchObject({ tier: 0, cost_micros: 1800 }); // 600 before it
     expect(tierOf(third)).toMatchObject({ tier: 1, cost_micros: 600 }); // 1200 before it
+  });
+
+  it('a batch mixing tiered, plain and bad events answers each in its place', async () => {
+    // usage-6's tier volume is not in memory: its tiered events wait for the read, the rest not.
+    const r = await call(edge.url, 'POST', '/v1/usage', {
+      events: [
+        event('t6-a', 'usage-6', { model: 'claude-tiered', input_tokens: 600, output_tokens: 0 }),
+        event('t6-bad', 'usage-6', { output_tokens: 'many' }),
+        event('t6-b', 'usage-6'),
+        event('t6-c', 'usage-6', { model: 'claude-tiered', input_tokens: 600, output_tokens: 0 }),
+      ],
+    });
+    expect(r.body).toMatchObject({ recorded: 3, rejected: 1 });
+    const results = r.body.results as { status: string; event_id: string; rating?: object }[];
+    expect(results.map((x) => [x.event_id, x.status])).toEqual([
+      ['t6-a', 'recorded'],
+      ['t6-bad', 'rejected'],
+      ['t6-b', 'recorded'],
+      ['t6-c', 'recorded'],
+    ]);
+    // Events of one request are priced at the volume before the request (none here).
+    expect(results[0]?.rating).toMatchObject({ tier: 0, cost_micros: 1800, rule: 'claude-tiered' });
+    expect(results[3]?.rating).toMatchObject({ tier: 0, cost_micros: 1800 });
+    expect(results[2]?.rating).toMatchObject({ cost_micros: 12_500, rule: 'gpt-*' });
+    const next = await call(
+      edge.url,
+      'POST',
+      '/v1/usage',
+      event('t6-d', 'usage-6', { model: 'claude-tiered', input_tokens: 600, output_tokens: 0 }),
+    );
+    expect(next.body.rating).toMatchObject({ tier: 1, cost_micros: 600 }); // 1200 before it
+    const budgets = r.body.budgets as Record<string, { spent_micros: number }[]>;
+    expect(budgets['usage-6']?.[0]?.spent_micros).toBe(1800 + 12_500 + 1800);
   });
 });
 

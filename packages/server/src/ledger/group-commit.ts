@@ -30,10 +30,20 @@ export interface GroupCommitStats {
   readonly reads: number;
 }
 
+/** Outcome of one row of `writeAll`: committed (recorded or duplicate), or its batch failed. */
+export type WriteResult = AppendOutcome | LedgerUnavailableError;
+
+/** The rows of one `writeAll` call: settled once every row's batch finished. */
+interface Group {
+  readonly results: WriteResult[];
+  remaining: number;
+  readonly settle: (results: WriteResult[]) => void;
+}
+
 interface Pending {
   readonly row: LedgerRow;
-  readonly resolve: (outcome: AppendOutcome) => void;
-  readonly reject: (error: Error) => void;
+  readonly group: Group;
+  readonly index: number;
 }
 
 interface ReadJob {
@@ -79,10 +89,28 @@ export class GroupCommitWriter {
   ) {}
 
   /** Queues a row; resolves with its outcome once the batch holding it committed. */
-  write(row: LedgerRow): Promise<AppendOutcome> {
-    if (this.closed) return Promise.reject(new LedgerUnavailableError(new Error('shutting down')));
-    return new Promise((resolve, reject) => {
-      this.queue.push({ row, resolve, reject });
+  async write(row: LedgerRow): Promise<AppendOutcome> {
+    const [result] = await this.writeAll([row]);
+    if (result instanceof LedgerUnavailableError) throw result;
+    return result as AppendOutcome;
+  }
+
+  /**
+   * Queues rows (one request's events) in order; resolves once every row's batch finished,
+   * with each row's outcome, or the error of its batch when that batch failed (rows of one call
+   * may land in two batches when `maxBatch` splits them). One promise for all the rows.
+   */
+  writeAll(rows: readonly LedgerRow[]): Promise<WriteResult[]> {
+    if (this.closed) {
+      const error = new LedgerUnavailableError(new Error('shutting down'));
+      return Promise.resolve(rows.map(() => error));
+    }
+    if (rows.length === 0) return Promise.resolve([]);
+    return new Promise((settle) => {
+      const group: Group = { results: new Array(rows.length), remaining: rows.length, settle };
+      for (let index = 0; index < rows.length; index++) {
+        this.queue.push({ row: rows[index] as LedgerRow, group, index });
+      }
       if (this.queue.length >= this.maxBatch) this.pump();
       else if (this.timer === undefined) {
         this.timer = setTimeout(() => {
@@ -172,16 +200,22 @@ export class GroupCommitWriter {
     } catch (error) {
       this.counters.batchesFailed++;
       const failure = new LedgerUnavailableError(error);
-      for (const p of batch) p.reject(failure);
+      for (const p of batch) deliver(p, failure);
       return;
     }
     this.counters.batches++;
     this.counters.lastBatchEvents = batch.length;
-    batch.forEach((p, i) => {
+    for (let i = 0; i < batch.length; i++) {
       const outcome = outcomes[i] as AppendOutcome;
       if (outcome.status === 'recorded') this.counters.eventsRecorded++;
       else this.counters.eventsDuplicate++;
-      p.resolve(outcome);
-    });
+      deliver(batch[i] as Pending, outcome);
+    }
   }
+}
+
+function deliver(p: Pending, result: WriteResult): void {
+  const group = p.group;
+  group.results[p.index] = result;
+  if (--group.remaining === 0) group.settle(group.results);
 }

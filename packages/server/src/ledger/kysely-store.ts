@@ -1,4 +1,4 @@
-import { type Kysely, Migrator, sql } from 'kysely';
+import { type Kysely, Migrator, sql, type Transaction } from 'kysely';
 import type { AppendOutcome, LedgerRow, LedgerStore, UsageTotals } from './ledger-store.js';
 import { type LedgerDatabase, migrationProvider, type UsageEventsTable } from './tables.js';
 
@@ -11,9 +11,12 @@ const HOUR_MS = 3_600_000;
  * on SQLite ≥ 3.35 and PostgreSQL); the dialect files only open the connection.
  */
 export class KyselyLedgerStore implements LedgerStore {
+  /** Rows per INSERT statement in `append`. */
+  protected readonly insertChunk: number = INSERT_CHUNK;
+
   constructor(
     readonly driver: 'sqlite' | 'postgres',
-    private readonly db: Kysely<LedgerDatabase>,
+    protected readonly db: Kysely<LedgerDatabase>,
     private readonly onClose: () => Promise<void> = async () => {},
     private readonly migrationSchema?: string,
   ) {}
@@ -44,15 +47,9 @@ export class KyselyLedgerStore implements LedgerStore {
     const inserted = new Set<string>();
     const stored = new Map<string, LedgerRow>();
     await this.db.transaction().execute(async (trx) => {
-      for (let i = 0; i < unique.length; i += INSERT_CHUNK) {
-        const chunk = unique.slice(i, i + INSERT_CHUNK);
-        const done = await trx
-          .insertInto('usage_events')
-          .values(chunk.map(toColumns))
-          .onConflict((oc) => oc.column('event_id').doNothing())
-          .returning('event_id')
-          .execute();
-        for (const r of done) inserted.add(r.event_id);
+      for (let i = 0; i < unique.length; i += this.insertChunk) {
+        const chunk = unique.slice(i, i + this.insertChunk);
+        for (const id of await this.insertNew(trx, chunk)) inserted.add(id);
       }
       const existing = unique.filter((r) => !inserted.has(r.eventId)).map((r) => r.eventId);
       for (let i = 0; i < existing.length; i += INSERT_CHUNK) {
@@ -71,6 +68,20 @@ export class KyselyLedgerStore implements LedgerStore {
       const original = stored.get(row.eventId) ?? unique.find((u) => u.eventId === row.eventId);
       return { status: 'duplicate', row: original ?? row };
     });
+  }
+
+  /** Inserts rows whose id is not stored yet; returns the ids it inserted. */
+  protected async insertNew(
+    trx: Transaction<LedgerDatabase>,
+    rows: readonly LedgerRow[],
+  ): Promise<string[]> {
+    const done = await trx
+      .insertInto('usage_events')
+      .values(rows.map(toColumns))
+      .onConflict((oc) => oc.column('event_id').doNothing())
+      .returning('event_id')
+      .execute();
+    return done.map((r) => r.event_id);
   }
 
   async spent(agentId: string, fromMs: number, toMs: number): Promise<number> {

@@ -1,7 +1,40 @@
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import { KyselyLedgerStore } from './kysely-store.js';
+import type { LedgerRow } from './ledger-store.js';
 import type { LedgerDatabase } from './tables.js';
+
+/**
+ * The PostgreSQL ledger. A batch's rows go to the server as ONE parameter, a JSON array of the
+ * rows, expanded by `json_to_recordset`: Kysely's multi-row VALUES took 17 parameters per row
+ * and about a quarter of the server's CPU building and compiling them (profile of 64
+ * connections × 100 events). The keys are LedgerRow's own, so the rows are serialised as they are.
+ */
+export class PostgresLedgerStore extends KyselyLedgerStore {
+  /** One statement per batch: the whole batch is one parameter. */
+  protected override readonly insertChunk = 100_000;
+
+  protected override async insertNew(
+    trx: Transaction<LedgerDatabase>,
+    rows: readonly LedgerRow[],
+  ): Promise<string[]> {
+    const { rows: done } = await sql<{ event_id: string }>`
+      INSERT INTO usage_events (event_id, agent_id, time_ms, model, rule, currency, input_tokens,
+        cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, requests,
+        total_tokens, cost_micros, rating, attributes, recorded_ms)
+      SELECT "eventId", "agentId", "timeMs", model, rule, currency, "inputTokens",
+        "cachedInputTokens", "cacheWriteTokens", "outputTokens", "reasoningTokens", requests,
+        "totalTokens", "costMicros", rating, attributes, "recordedMs"
+      FROM json_to_recordset(${JSON.stringify(rows)}::json) AS r("eventId" text, "agentId" text,
+        "timeMs" bigint, model text, rule text, currency text, "inputTokens" bigint,
+        "cachedInputTokens" bigint, "cacheWriteTokens" bigint, "outputTokens" bigint,
+        "reasoningTokens" bigint, requests bigint, "totalTokens" bigint, "costMicros" bigint,
+        rating text, attributes text, "recordedMs" bigint)
+      ON CONFLICT (event_id) DO NOTHING
+      RETURNING event_id`.execute(trx);
+    return done.map((r) => r.event_id);
+  }
+}
 
 /**
  * The fleet ledger: PostgreSQL through `pg`'s pool. Tables live in `schema` (created if
@@ -12,7 +45,7 @@ export async function openPostgresLedger(
   url: string,
   schema: string,
   poolSize = 4,
-): Promise<KyselyLedgerStore> {
+): Promise<PostgresLedgerStore> {
   // Create the schema first with a throwaway connection (search_path must name an existing one).
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
@@ -28,7 +61,7 @@ export async function openPostgresLedger(
   });
   const db = new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool }) });
   await sql`select 1`.execute(db);
-  return new KyselyLedgerStore('postgres', db, async () => {}, schema);
+  return new PostgresLedgerStore('postgres', db, async () => {}, schema);
 }
 
 function quoteIdent(name: string): string {

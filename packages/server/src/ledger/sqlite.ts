@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
-import { fromColumns, KyselyLedgerStore, toColumns } from './kysely-store.js';
+import { fromColumns, KyselyLedgerStore } from './kysely-store.js';
 import type { AppendOutcome, LedgerRow } from './ledger-store.js';
 import type { LedgerDatabase, UsageEventsTable } from './tables.js';
 
@@ -10,6 +10,16 @@ import type { LedgerDatabase, UsageEventsTable } from './tables.js';
 export const SQLITE_LEDGER_FILE = 'ledger.sqlite';
 
 type Db = InstanceType<typeof Database>;
+
+/**
+ * WAL pages after which a commit also checkpoints (SQLite's default is 1000). The agent/time
+ * index puts each agent's new rows on that agent's own leaf page, so a commit of 1,300 events
+ * over 1,000 agents dirties about 1,350 pages (5.5 MB of WAL): with the default, nearly every
+ * commit ran a checkpoint (copy to the database file and fsync it) on the writer. 10,000 pages
+ * (about 40 MB of WAL on disk) checkpoints every few commits instead, and a page dirtied by
+ * several commits is copied once. Durability is unchanged: a commit is durable once in the WAL.
+ */
+export const SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000;
 
 const COLUMNS = [
   'event_id',
@@ -56,12 +66,17 @@ export class SqliteLedgerStore extends KyselyLedgerStore {
     );
     this.select = lazy(() => database.prepare('SELECT * FROM usage_events WHERE event_id = ?'));
     this.transaction = database.transaction((rows: readonly LedgerRow[]): AppendOutcome[] => {
+      const insert = this.insert();
       const first = new Map<string, AppendOutcome>();
-      return rows.map((row) => {
+      const outcomes: AppendOutcome[] = new Array(rows.length);
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i] as LedgerRow;
         const earlier = first.get(row.eventId);
-        if (earlier !== undefined) return { status: 'duplicate', row: earlier.row };
-        const columns = toColumns(row);
-        const info = this.insert().run(...COLUMNS.map((c) => columns[c]));
+        if (earlier !== undefined) {
+          outcomes[i] = { status: 'duplicate', row: earlier.row };
+          continue;
+        }
+        const info = insert.run(values(row));
         const outcome: AppendOutcome =
           info.changes === 1
             ? { status: 'recorded', row }
@@ -70,8 +85,9 @@ export class SqliteLedgerStore extends KyselyLedgerStore {
                 row: fromColumns(this.select().get(row.eventId) as UsageEventsTable),
               };
         first.set(row.eventId, outcome);
-        return outcome;
-      });
+        outcomes[i] = outcome;
+      }
+      return outcomes;
     });
   }
 
@@ -83,6 +99,29 @@ export class SqliteLedgerStore extends KyselyLedgerStore {
   get connection(): Db {
     return this.database;
   }
+}
+
+/** A row's values in COLUMNS order, bound positionally (no column object per row). */
+function values(r: LedgerRow): unknown[] {
+  return [
+    r.eventId,
+    r.agentId,
+    r.timeMs,
+    r.model,
+    r.rule,
+    r.currency,
+    r.inputTokens,
+    r.cachedInputTokens,
+    r.cacheWriteTokens,
+    r.outputTokens,
+    r.reasoningTokens,
+    r.requests,
+    r.totalTokens,
+    r.costMicros,
+    r.rating,
+    r.attributes,
+    r.recordedMs,
+  ];
 }
 
 /** Statements are prepared on first use: the table exists only after migrate(). */
@@ -112,5 +151,6 @@ export function openSqliteLedger(
   database.pragma('journal_mode = WAL');
   database.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   database.pragma('busy_timeout = 5000');
+  database.pragma(`wal_autocheckpoint = ${SQLITE_WAL_AUTOCHECKPOINT_PAGES}`);
   return new SqliteLedgerStore(database);
 }

@@ -113,6 +113,13 @@ export class BudgetCache {
     return this.loaded.get(agentId);
   }
 
+  /** The loaded budgets of an agent, marked as used now (for eviction), or undefined. */
+  touch(agentId: string, nowMs: number): AgentBudgets | undefined {
+    const have = this.loaded.get(agentId);
+    if (have !== undefined) this.lastUsed.set(agentId, nowMs);
+    return have;
+  }
+
   /**
    * The agent's budgets, loading their spend from the ledger first if needed. Agents asked for
    * while a load is queued join it: one read serves them all (one grouped query per distinct

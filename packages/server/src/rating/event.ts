@@ -1,4 +1,4 @@
-import { validateAgentId } from '@openclaw-edge/core';
+import { hasLoneSurrogate, validateAgentId } from '@openclaw-edge/core';
 import type { Usage } from '@openclaw-edge/rating';
 
 /**
@@ -111,6 +111,11 @@ export function parseUsageEvent(raw: unknown, prefix = ''): UsageEvent | ItemErr
   }
   if (typeof o.model !== 'string' || o.model.length === 0 || o.model.length > 256) {
     return fail(`${prefix}model`, 'must be a string of 1-256 characters (required)');
+  }
+  // Stored as text: PostgreSQL refuses NUL and unpaired surrogates, which would fail the whole
+  // batch the event is written with, so they are refused here, for this event alone.
+  if (o.model.includes('\u0000') || hasLoneSurrogate(o.model)) {
+    return fail(`${prefix}model`, 'must be well-formed Unicode without NUL characters');
   }
   const fields = [
     ['input_tokens', undefined],

@@ -12,7 +12,7 @@ import {
   windowAt,
 } from '@openclaw-edge/rating';
 import { HttpProblem } from '../http/problem.js';
-import type { GroupCommitWriter } from '../ledger/group-commit.js';
+import type { GroupCommitWriter, WriteResult } from '../ledger/group-commit.js';
 import { LedgerUnavailableError } from '../ledger/group-commit.js';
 import type { AppendOutcome, LedgerRow, LedgerStore } from '../ledger/ledger-store.js';
 import type { BudgetCache, BudgetResolver } from './budget-book.js';
@@ -93,6 +93,10 @@ export class RatingService {
   /**
    * Records usage events (each on its own: one bad item does not fail the rest). A single
    * event's result carries its agent's budgets; a batch gives them once per agent instead.
+   *
+   * The events of one request go through together: each is validated and priced, the budgets
+   * of their agents are loaded (one read for all missing ones), and the accepted rows are queued
+   * for group commit with one promise for the request, not one chain of promises per event.
    */
   async recordUsage(
     items: readonly unknown[],
@@ -100,12 +104,78 @@ export class RatingService {
     nowMs: number,
   ): Promise<{ results: ItemResult[]; budgets?: Record<string, BudgetView[]> }> {
     const single = items.length === 1;
-    const results = await Promise.all(
-      items.map((raw, i) =>
-        this.recordOne(raw, single ? '' : `events[${i}].`, authorize, nowMs, single),
-      ),
-    );
-    if (single) return { results };
+    const results: ItemResult[] = new Array(items.length);
+    const accepted: Accepted[] = [];
+    const pricing: Promise<void>[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const raw = items[i];
+      try {
+        const event = this.acceptEvent(raw, single ? '' : `events[${i}].`, authorize, nowMs);
+        const priced = this.priceSync(event.agentId, event.model, event.usage, event.timeMs);
+        if (priced instanceof Promise) {
+          // Tiered rules need the agent's month volume, read once from the ledger.
+          const item: Accepted = { index: i, event, rating: undefined };
+          accepted.push(item);
+          pricing.push(
+            priced.then(
+              (rating) => {
+                item.rating = rating;
+              },
+              (error: unknown) => {
+                item.rating = undefined;
+                results[i] = this.rejected(raw, error);
+              },
+            ),
+          );
+        } else accepted.push({ index: i, event, rating: priced });
+      } catch (error) {
+        results[i] = this.rejected(raw, error);
+      }
+    }
+    if (pricing.length > 0) await Promise.all(pricing);
+    const rows: LedgerRow[] = [];
+    const written: Accepted[] = [];
+    const loads: Promise<unknown>[] = [];
+    for (const item of accepted) {
+      if (item.rating === undefined) continue;
+      // Load the agent's budgets before the write, so the commit charges them in memory and a
+      // threshold this event crosses is counted (a load after the commit would only read the
+      // new total from the ledger). Best effort: an unreadable ledger fails the write anyway.
+      const agentId = item.event.agentId;
+      if (
+        this.deps.budgets.touch(agentId, nowMs) === undefined &&
+        !this.deps.budgets.hasNone(agentId)
+      ) {
+        loads.push(this.deps.budgets.get(agentId, nowMs).catch(() => undefined));
+      }
+      rows.push(this.row(item.event, item.rating, nowMs));
+      written.push(item);
+    }
+    if (loads.length > 0) await Promise.all(loads);
+    const outcomes = await this.deps.writer.writeAll(rows);
+    for (let k = 0; k < written.length; k++) {
+      const { index, event, rating } = written[k] as Accepted & { rating: Rating };
+      const outcome = outcomes[k] as WriteResult;
+      if (outcome instanceof LedgerUnavailableError) {
+        results[index] = this.rejected(items[index], unavailable(outcome));
+        continue;
+      }
+      if (outcome.status === 'recorded') this.chargeCommitted(event, rating, nowMs);
+      results[index] = {
+        status: outcome.status,
+        event_id: event.eventId,
+        agent_id: event.agentId,
+        rating: outcome.status === 'recorded' ? ratingView(rating) : storedRatingView(outcome.row),
+      };
+    }
+    if (single) {
+      const r = results[0];
+      if (r !== undefined && r.status !== 'rejected') {
+        const budgets = await this.budgetViews(r.agent_id, nowMs);
+        if (budgets !== undefined) results[0] = { ...r, budgets };
+      }
+      return { results };
+    }
     const budgets: Record<string, BudgetView[]> = {};
     for (const r of results) {
       if (r.status === 'rejected' || Object.hasOwn(budgets, r.agent_id)) continue;
@@ -115,59 +185,44 @@ export class RatingService {
     return { results, budgets };
   }
 
-  private async recordOne(
+  /** Validates, authorizes and admits one event; throws a problem when it is refused. */
+  private acceptEvent(
     raw: unknown,
     prefix: string,
     authorize: (agentId: string) => void,
     nowMs: number,
-    withBudgets: boolean,
-  ): Promise<ItemResult> {
+  ): UsageEvent {
+    const parsed = parseUsageEvent(raw, prefix);
+    if (isItemError(parsed))
+      throw new HttpProblem('INVALID_EVENT', `${parsed.field}: ${parsed.detail}`, {
+        field: parsed.field,
+      });
+    authorize(parsed.agentId);
+    this.admitEvent(parsed, nowMs);
+    return parsed;
+  }
+
+  /** The result of a refused item (counted), with its event id when it has one. */
+  private rejected(raw: unknown, error: unknown): ItemResult {
     const eventId =
       raw !== null &&
       typeof raw === 'object' &&
       typeof (raw as { event_id?: unknown }).event_id === 'string'
         ? (raw as { event_id: string }).event_id
         : undefined;
-    try {
-      const parsed = parseUsageEvent(raw, prefix);
-      if (isItemError(parsed))
-        throw new HttpProblem('INVALID_EVENT', `${parsed.field}: ${parsed.detail}`, {
-          field: parsed.field,
-        });
-      authorize(parsed.agentId);
-      this.admitEvent(parsed, nowMs);
-      const rating = await this.price(parsed.agentId, parsed.model, parsed.usage, parsed.timeMs);
-      // Load the agent's budgets before the write, so the commit charges them in memory and a
-      // threshold this event crosses is counted (a load after the commit would only read the
-      // new total from the ledger). Best effort: an unreadable ledger fails the write anyway.
-      if (!this.deps.budgets.hasNone(parsed.agentId)) {
-        await this.deps.budgets.get(parsed.agentId, nowMs).catch(() => undefined);
-      }
-      const outcome = await this.write(parsed, rating, nowMs);
-      if (outcome.status === 'recorded') this.chargeCommitted(parsed, rating, nowMs);
-      const budgets = withBudgets ? await this.budgetViews(parsed.agentId, nowMs) : undefined;
-      return {
-        status: outcome.status,
-        event_id: parsed.eventId,
-        agent_id: parsed.agentId,
-        rating: outcome.status === 'recorded' ? ratingView(rating) : storedRatingView(outcome.row),
-        ...(budgets === undefined ? {} : { budgets }),
-      };
-    } catch (error) {
-      const problem = asProblem(error);
-      this.counters.eventsRejected++;
-      return {
-        status: 'rejected',
-        ...(eventId === undefined ? {} : { event_id: eventId }),
-        error: {
-          code: problem.code,
-          detail: problem.message,
-          ...(typeof problem.extensions.field === 'string'
-            ? { field: problem.extensions.field }
-            : {}),
-        },
-      };
-    }
+    const problem = asProblem(error);
+    this.counters.eventsRejected++;
+    return {
+      status: 'rejected',
+      ...(eventId === undefined ? {} : { event_id: eventId }),
+      error: {
+        code: problem.code,
+        detail: problem.message,
+        ...(typeof problem.extensions.field === 'string'
+          ? { field: problem.extensions.field }
+          : {}),
+      },
+    };
   }
 
   /** Refuses events of unknown agents (when configured) and from the far future. */
@@ -193,6 +248,19 @@ export class RatingService {
 
   /** Prices usage at `timeMs` with the agent's month-to-date volume (for tiers). */
   async price(agentId: string, model: string, usage: Usage, timeMs: number): Promise<Rating> {
+    return this.priceSync(agentId, model, usage, timeMs);
+  }
+
+  /**
+   * Prices usage, synchronously unless the rule has volume tiers and the agent's month volume
+   * is not in memory yet (then a promise). Throws a problem when nothing prices the model.
+   */
+  private priceSync(
+    agentId: string,
+    model: string,
+    usage: Usage,
+    timeMs: number,
+  ): Rating | Promise<Rating> {
     const book = this.deps.book();
     if (book === undefined) {
       throw new HttpProblem('UNPRICED_MODEL', 'no pricing is configured; add a pricing section', {
@@ -200,47 +268,51 @@ export class RatingService {
       });
     }
     const found = ruleFor(book, model, timeMs);
-    let volume = 0;
     if (!('unpriced' in found) && found.rule.tiers.length > 0) {
-      volume = await this.volumeOf(agentId, found.rule.match, timeMs);
+      const key = volumeKey(agentId, found.rule.match, timeMs);
+      const have = this.volumes.get(key);
+      if (have === undefined) {
+        return this.volumeOf(agentId, found.rule.match, timeMs).then((volume) =>
+          priced(book, model, usage, timeMs, volume),
+        );
+      }
+      return priced(book, model, usage, timeMs, have);
     }
-    const r = rate(book, model, usage, timeMs, volume);
-    if ('unpriced' in r) throw new HttpProblem('UNPRICED_MODEL', r.reason, { field: 'model' });
-    return r;
+    return priced(book, model, usage, timeMs, 0);
   }
 
   /** Writes one rated event through group commit. */
   async write(event: UsageEvent, rating: Rating, nowMs: number): Promise<AppendOutcome> {
-    const row: LedgerRow = {
+    try {
+      return await this.deps.writer.write(this.row(event, rating, nowMs));
+    } catch (error) {
+      if (error instanceof LedgerUnavailableError) throw unavailable(error);
+      throw error;
+    }
+  }
+
+  /** The ledger row of a rated event. */
+  private row(event: UsageEvent, rating: Rating, nowMs: number): LedgerRow {
+    const u = event.usage;
+    return {
       eventId: event.eventId,
       agentId: event.agentId,
       timeMs: event.timeMs,
       model: event.model,
       rule: rating.rule,
       currency: rating.currency,
-      inputTokens: event.usage.inputTokens,
-      cachedInputTokens: event.usage.cachedInputTokens,
-      cacheWriteTokens: event.usage.cacheWriteTokens,
-      outputTokens: event.usage.outputTokens,
-      reasoningTokens: event.usage.reasoningTokens,
-      requests: event.usage.requests,
-      totalTokens: totalTokens(event.usage),
+      inputTokens: u.inputTokens,
+      cachedInputTokens: u.cachedInputTokens,
+      cacheWriteTokens: u.cacheWriteTokens,
+      outputTokens: u.outputTokens,
+      reasoningTokens: u.reasoningTokens,
+      requests: u.requests,
+      totalTokens: totalTokens(u),
       costMicros: rating.costMicros,
       rating: encodeRating(rating),
       attributes: event.attributes,
       recordedMs: nowMs,
     };
-    try {
-      return await this.deps.writer.write(row);
-    } catch (error) {
-      if (error instanceof LedgerUnavailableError) {
-        throw new HttpProblem(
-          'LEDGER_UNAVAILABLE',
-          `${error.message}; nothing was recorded, retry with the same event_id`,
-        );
-      }
-      throw error;
-    }
   }
 
   /**
@@ -342,6 +414,27 @@ export class RatingService {
     }
     return pending;
   }
+}
+
+/** An event accepted for writing; `rating` is unset until priced (or when pricing failed). */
+interface Accepted {
+  readonly index: number;
+  readonly event: UsageEvent;
+  rating: Rating | undefined;
+}
+
+function priced(book: PriceBook, model: string, usage: Usage, timeMs: number, volume: number) {
+  const r = rate(book, model, usage, timeMs, volume);
+  if ('unpriced' in r) throw new HttpProblem('UNPRICED_MODEL', r.reason, { field: 'model' });
+  return r;
+}
+
+/** A failed write as the problem a client sees: nothing was stored, retry with the same id. */
+function unavailable(error: LedgerUnavailableError): HttpProblem {
+  return new HttpProblem(
+    'LEDGER_UNAVAILABLE',
+    `${error.message}; nothing was recorded, retry with the same event_id`,
+  );
 }
 
 /** Key of an agent's volume under a rule in a UTC month (cheap: no time-zone lookup per event). */

@@ -2,6 +2,21 @@ import type { BudgetStatus, Rating } from '@openclaw-edge/rating';
 import { formatMicros } from '@openclaw-edge/rating';
 import type { LedgerRow } from '../ledger/ledger-store.js';
 
+/**
+ * ISO text of an instant that recurs in answers (price versions, budget window bounds): a few
+ * distinct values serve every event, so their text is kept instead of formatted each time.
+ */
+const isoTexts = new Map<number, string>();
+function isoOf(ms: number): string {
+  let text = isoTexts.get(ms);
+  if (text === undefined) {
+    if (isoTexts.size >= 1024) isoTexts.clear();
+    text = new Date(ms).toISOString();
+    isoTexts.set(ms, text);
+  }
+  return text;
+}
+
 /** A rating as the API answers it (and as the ledger keeps it, for replays). */
 export function ratingView(r: Rating) {
   return {
@@ -10,7 +25,7 @@ export function ratingView(r: Rating) {
     cost: formatMicros(r.costMicros),
     lines_micros: r.lines,
     rule: r.rule,
-    price_version: new Date(r.priceVersionMs).toISOString(),
+    price_version: isoOf(r.priceVersionMs),
     tier: r.tier,
     long_context: r.longContext,
   };
@@ -60,8 +75,8 @@ export function budgetView(b: BudgetStatus) {
     ...(b.window === undefined
       ? {}
       : {
-          window_start: new Date(b.window.startMs).toISOString(),
-          window_end: new Date(b.window.endMs).toISOString(),
+          window_start: isoOf(b.window.startMs),
+          window_end: isoOf(b.window.endMs),
         }),
   };
 }
