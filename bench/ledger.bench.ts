@@ -23,7 +23,6 @@
  * - PostgreSQL cases run only when DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test)
  *   answers; tables live in a schema dropped at the end.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, tmpdir } from 'node:os';
@@ -31,16 +30,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { gitState, loadAverage, progress, round, table } from './support.js';
+import { gitState, loadAverage, progress, round, startEdgeProcess, table } from './support.js';
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
-const NODE_ARGS = [
-  '--conditions=@openclaw-edge/source',
-  '--import',
-  'tsx',
-  join(REPO, 'packages', 'server', 'src', 'main.ts'),
-  'serve',
-];
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const CONNECTIONS = 64;
 const AGENTS = 1000;
@@ -58,65 +49,6 @@ interface AcResult {
 }
 type Autocannon = (options: Record<string, unknown>) => PromiseLike<AcResult>;
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
-
-interface Server {
-  readonly url: string;
-  stop(): Promise<void>;
-}
-
-function startServer(configPath: string): Promise<Server> {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1' };
-  for (const k of [
-    'LOG_LEVEL',
-    'OPENCLAW_EDGE_DATA_DIR',
-    'OPENCLAW_EDGE_LOG_FORMAT',
-    'DATABASE_URL',
-  ])
-    delete env[k];
-  const child: ChildProcess = spawn(process.execPath, [...NODE_ARGS, '--config', configPath], {
-    cwd: REPO,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (c: string) => {
-    stderr = (stderr + c).slice(-4000);
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`server not ready within 30 s\n${stderr}`));
-    }, 30_000);
-    let partial = '';
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      partial += chunk;
-      let nl = partial.indexOf('\n');
-      while (nl >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        nl = partial.indexOf('\n');
-        try {
-          const rec = JSON.parse(line) as { msg?: string; address?: string };
-          if (rec.msg === 'ready' && rec.address !== undefined) {
-            clearTimeout(timer);
-            resolve({
-              url: rec.address,
-              stop: async () => {
-                child.kill('SIGTERM');
-                await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-                if (child.exitCode === null) child.kill('SIGKILL');
-              },
-            });
-          }
-        } catch {
-          // not a log line
-        }
-      }
-    });
-    void exited.then(() => reject(new Error(`server exited before ready\n${stderr}`)));
-  });
-}
 
 function config(dataDir: string, ledger: string): string {
   return `
@@ -193,7 +125,7 @@ async function measureServer(
       ? ledgerYaml
       : ledgerYaml.replace(/ }$/, ', group_commit_ms: 0, max_batch_events: 1 }');
   writeFileSync(path, config(dataDir, ledger));
-  const server = await startServer(path);
+  const server = await startEdgeProcess(path, `${db} ${commit}-commit server`);
   const cases: Case[] = [];
   try {
     for (const batch of batches) {
@@ -442,7 +374,7 @@ export async function main(args: readonly string[]): Promise<void> {
     `ratios: sqlite ${result.sqlite_vs_naive}× naive, ${result.sqlite_vs_per_event_commit}× per-event commit; postgres ${result.postgres_vs_naive}× naive, ${result.postgres_vs_per_event_commit}× per-event commit`,
   );
   if (!quick) {
-    const out = join(REPO, 'bench', 'results', 'ledger.json');
+    const out = fileURLToPath(new URL('results/ledger.json', import.meta.url));
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
     progress(`wrote ${out}`);
   }
