@@ -1,25 +1,16 @@
-import { definePolicy, encodeEntries } from '@openclaw-edge/core';
-import { Limiter } from '@openclaw-edge/engine';
+import { encodeEntries } from '@openclaw-edge/core';
 import { Redis } from 'ioredis';
-import pino from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { FrameCodec, FrameKind } from '../src/replication/frame.js';
 import { RedisTransport, stateTtlFor } from '../src/replication/redis.js';
-import { Replicator } from '../src/replication/replicator.js';
+import type { ReplicationTransport } from '../src/replication/replicator.js';
 import { call, type Edge, eventually, scratchDir, startEdge, writeConfig } from './harness.js';
 import { dropPrefix, OwnRedis, REDIS_URL, redisAvailable, uniquePrefix } from './redis.js';
+import { remaining, SECRET, type Replica as Shared, startInProcessReplica } from './replicas.js';
 
-const SECRET = 'a-shared-secret-of-some-length';
-const policy = definePolicy([{ name: 'rpm', capacity: 100, refill: 1, per: 'minute' }]);
+type Replica = Shared<RedisTransport>;
 
-/** An in-process replica: a limiter, the replicator and a real Redis transport. */
-interface Replica {
-  readonly limiter: Limiter;
-  readonly replicator: Replicator;
-  readonly transport: RedisTransport;
-}
-
-const running: Replica[] = [];
+const running: Shared<ReplicationTransport>[] = [];
 const prefixes: { url: string; prefix: string }[] = [];
 
 async function stopAll(): Promise<void> {
@@ -38,40 +29,27 @@ function newPrefix(label: string): string {
   return prefix;
 }
 
-async function startReplica(
+function startReplica(
   nodeId: string,
   prefix: string,
   options: { url?: string; incarnation?: number } = {},
 ): Promise<Replica> {
-  const incarnation = options.incarnation ?? Date.now();
-  const limiter = new Limiter({ nodeId, incarnation, defaultPolicy: policy });
-  const transport = new RedisTransport({
-    url: options.url ?? REDIS_URL,
-    prefix,
-    memberTtlMs: 2000,
-    membershipIntervalMs: 100,
-    stateTtlMs: (agentId, replicas) => stateTtlFor(limiter.policyFor(agentId).limits, replicas),
-    timeoutMs: 1000,
-    fullScanIntervalMs: 1000,
-    batchSize: 50,
-  });
-  const replicator = new Replicator({
-    limiter,
-    incarnation,
-    transport,
-    codec: new FrameCodec(SECRET, 1024 * 1024),
-    logger: pino({ level: 'silent' }),
-    syncIntervalMs: 20,
-    antiEntropyIntervalMs: 200,
-  });
-  await replicator.start(2000);
-  const replica = { limiter, replicator, transport };
-  running.push(replica);
-  return replica;
-}
-
-function remaining(r: Replica, agentId: string): number {
-  return r.limiter.peek(agentId, Date.now()).limits[0]?.remaining ?? Number.NaN;
+  return startInProcessReplica(
+    running,
+    nodeId,
+    (limiter) =>
+      new RedisTransport({
+        url: options.url ?? REDIS_URL,
+        prefix,
+        memberTtlMs: 2000,
+        membershipIntervalMs: 100,
+        stateTtlMs: (agentId, replicas) => stateTtlFor(limiter.policyFor(agentId).limits, replicas),
+        timeoutMs: 1000,
+        fullScanIntervalMs: 1000,
+        batchSize: 50,
+      }),
+    options,
+  );
 }
 
 /** Charges `agents` agents `cost` tokens each, `times` times, on every replica given. */

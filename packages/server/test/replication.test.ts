@@ -1,7 +1,6 @@
 import http2 from 'node:http2';
 import { type AgentPolicy, definePolicy, encodeEntries } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   computeDigest,
@@ -14,65 +13,50 @@ import {
 } from '../src/replication/digest.js';
 import { FrameCodec, type FrameError, FrameKind } from '../src/replication/frame.js';
 import { type MeshOptions, MeshTransport } from '../src/replication/mesh.js';
-import { Replicator } from '../src/replication/replicator.js';
+import type { ReplicationTransport } from '../src/replication/replicator.js';
 import { TestDns } from './dns-server.js';
 import { eventually, freePorts } from './harness.js';
+import {
+  policy,
+  remaining,
+  SECRET,
+  type Replica as Shared,
+  startInProcessReplica,
+} from './replicas.js';
 
-const SECRET = 'a-shared-secret-of-some-length';
-const policy = definePolicy([{ name: 'rpm', capacity: 100, refill: 1, per: 'minute' }]);
+type Replica = Shared<MeshTransport>;
 
-/** In-process replicas: a limiter, the replicator and a real mesh transport on loopback. */
-interface Replica {
-  readonly limiter: Limiter;
-  readonly replicator: Replicator;
-  readonly mesh: MeshTransport;
-}
-
-const running: Replica[] = [];
+const running: Shared<ReplicationTransport>[] = [];
 afterEach(async () => {
   await Promise.all(running.splice(0).map((r) => r.replicator.stop()));
 });
 
-async function startReplica(
+function startReplica(
   nodeId: string,
   port: number,
   peers: string[],
   options: {
     secret?: string;
-    syncIntervalMs?: number;
     incarnation?: number;
     host?: string;
     dns?: MeshOptions['dns'];
     policy?: AgentPolicy;
   } = {},
 ): Promise<Replica> {
-  const incarnation = options.incarnation ?? Date.now();
-  const limiter = new Limiter({ nodeId, incarnation, defaultPolicy: options.policy ?? policy });
-  const mesh = new MeshTransport({
-    host: options.host ?? '127.0.0.1',
-    port,
-    peers,
-    ...(options.dns === undefined ? {} : { dns: options.dns }),
-    timeoutMs: 1000,
-    maxEntriesPerMessage: 500,
-  });
-  const replicator = new Replicator({
-    limiter,
-    incarnation,
-    transport: mesh,
-    codec: new FrameCodec(options.secret ?? SECRET, 1024 * 1024),
-    logger: pino({ level: 'silent' }),
-    syncIntervalMs: options.syncIntervalMs ?? 20,
-    antiEntropyIntervalMs: 200,
-  });
-  await replicator.start(2000);
-  const replica = { limiter, replicator, mesh };
-  running.push(replica);
-  return replica;
-}
-
-function remaining(r: Replica, agentId: string): number {
-  return r.limiter.peek(agentId, Date.now()).limits[0]?.remaining ?? Number.NaN;
+  return startInProcessReplica(
+    running,
+    nodeId,
+    () =>
+      new MeshTransport({
+        host: options.host ?? '127.0.0.1',
+        port,
+        peers,
+        ...(options.dns === undefined ? {} : { dns: options.dns }),
+        timeoutMs: 1000,
+        maxEntriesPerMessage: 500,
+      }),
+    options,
+  );
 }
 
 describe('frames', () => {

@@ -1,0 +1,50 @@
+import { type AgentPolicy, definePolicy } from '@openclaw-edge/core';
+import { Limiter } from '@openclaw-edge/engine';
+import pino from 'pino';
+import { FrameCodec } from '../src/replication/frame.js';
+import { type ReplicationTransport, Replicator } from '../src/replication/replicator.js';
+
+/** The fleet secret of the in-process replication tests. */
+export const SECRET = 'a-shared-secret-of-some-length';
+/** 100 tokens, refilling 1 a minute: nothing refills measurably during a test. */
+export const policy = definePolicy([{ name: 'rpm', capacity: 100, refill: 1, per: 'minute' }]);
+
+/** An in-process replica: a limiter, its replicator and a real transport. */
+export interface Replica<T extends ReplicationTransport> {
+  readonly limiter: Limiter;
+  readonly replicator: Replicator;
+  readonly transport: T;
+}
+
+/**
+ * Starts a replica over the transport `makeTransport` builds for its limiter (ticks every 20 ms,
+ * anti-entropy every 200 ms, start-up pulls bounded at 2 s) and adds it to `running`.
+ */
+export async function startInProcessReplica<T extends ReplicationTransport>(
+  running: Replica<ReplicationTransport>[],
+  nodeId: string,
+  makeTransport: (limiter: Limiter) => T,
+  options: { secret?: string; incarnation?: number; policy?: AgentPolicy } = {},
+): Promise<Replica<T>> {
+  const incarnation = options.incarnation ?? Date.now();
+  const limiter = new Limiter({ nodeId, incarnation, defaultPolicy: options.policy ?? policy });
+  const transport = makeTransport(limiter);
+  const replicator = new Replicator({
+    limiter,
+    incarnation,
+    transport,
+    codec: new FrameCodec(options.secret ?? SECRET, 1024 * 1024),
+    logger: pino({ level: 'silent' }),
+    syncIntervalMs: 20,
+    antiEntropyIntervalMs: 200,
+  });
+  await replicator.start(2000);
+  const replica = { limiter, replicator, transport };
+  running.push(replica);
+  return replica;
+}
+
+/** What remains of the agent's first limit on this replica now. */
+export function remaining(r: { readonly limiter: Limiter }, agentId: string): number {
+  return r.limiter.peek(agentId, Date.now()).limits[0]?.remaining ?? Number.NaN;
+}
