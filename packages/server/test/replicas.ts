@@ -1,7 +1,7 @@
-import { type AgentPolicy, definePolicy } from '@openclaw-edge/core';
+import { type AgentPolicy, definePolicy, encodeEntries } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
 import pino from 'pino';
-import { FrameCodec } from '../src/replication/frame.js';
+import { FrameCodec, FrameKind } from '../src/replication/frame.js';
 import { type ReplicationTransport, Replicator } from '../src/replication/replicator.js';
 
 /** The fleet secret of the in-process replication tests. */
@@ -47,4 +47,16 @@ export async function startInProcessReplica<T extends ReplicationTransport>(
 /** What remains of the agent's first limit on this replica now. */
 export function remaining(r: { readonly limiter: Limiter }, agentId: string): number {
   return r.limiter.peek(agentId, Date.now()).limits[0]?.remaining ?? Number.NaN;
+}
+
+/** A delta claiming to come from `nodeId`, signed with a secret that is not the fleet's. */
+export function forgedDelta(nodeId: string): Buffer {
+  return new FrameCodec('not-the-fleet-secret-at-all', 1024 * 1024).encode({
+    kind: FrameKind.delta,
+    nodeId,
+    incarnation: 1,
+    seq: 1,
+    sentAtMs: Date.now(),
+    payload: encodeEntries([]),
+  });
 }

@@ -1,12 +1,16 @@
-import { encodeEntries } from '@openclaw-edge/core';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { FrameCodec, FrameKind } from '../src/replication/frame.js';
 import { RedisTransport, stateTtlFor } from '../src/replication/redis.js';
 import type { ReplicationTransport } from '../src/replication/replicator.js';
 import { call, type Edge, eventually, scratchDir, startEdge, writeConfig } from './harness.js';
 import { dropPrefix, OwnRedis, REDIS_URL, redisAvailable, uniquePrefix } from './redis.js';
-import { remaining, SECRET, type Replica as Shared, startInProcessReplica } from './replicas.js';
+import {
+  forgedDelta,
+  remaining,
+  SECRET,
+  type Replica as Shared,
+  startInProcessReplica,
+} from './replicas.js';
 
 type Replica = Shared<RedisTransport>;
 
@@ -148,15 +152,7 @@ describe.skipIf(!redisUp)('redis replication (in-process replicas, the shared Re
     const prefix = newPrefix('malformed');
     const [a, b] = await Promise.all(['a', 'b'].map((id) => startReplica(id, prefix)));
     if (a === undefined || b === undefined) throw new Error('unreachable');
-    const intruder = new FrameCodec('not-the-fleet-secret-at-all', 1024 * 1024);
-    const forged = intruder.encode({
-      kind: FrameKind.delta,
-      nodeId: 'a',
-      incarnation: 1,
-      seq: 1,
-      sentAtMs: Date.now(),
-      payload: encodeEntries([]),
-    });
+    const forged = forgedDelta('a');
     const before = b.replicator.stats.rejected;
     const client = new Redis(REDIS_URL);
     for (const message of [
