@@ -129,42 +129,46 @@ logging: { level: info }
       await sleep(Math.max(0, 100 - (Date.now() - started)));
     }
   })();
-  progress('warming up 3 s (every active agent touched 3 times)');
-  await sleep(3000);
   const times = new Float64Array(probes);
   /** How long the charging request itself took (part of each convergence time). */
   const chargeTimes = new Float64Array(probes);
-  const loadStart = Date.now();
-  const checksBefore = loadChecks;
-  for (let p = 0; p < probes; p++) {
-    const agent = `probe-${p}`;
-    const source = edges[p % replicas] as EdgeProcess;
-    const others = edges.filter((e) => e !== source);
-    const t0 = performance.now();
-    // A charge that takes hours to refill (the limit refills about 11.6 tokens a second).
-    if ((await post(source.url, '/v1/check', { agent_id: agent, cost: PROBE_COST })) !== 200) {
-      throw new Error('probe charge refused');
+  let loadRate = 0;
+  try {
+    progress('warming up 3 s (every active agent touched 3 times)');
+    await sleep(3000);
+    const loadStart = Date.now();
+    const checksBefore = loadChecks;
+    for (let p = 0; p < probes; p++) {
+      const agent = `probe-${p}`;
+      const source = edges[p % replicas] as EdgeProcess;
+      const others = edges.filter((e) => e !== source);
+      const t0 = performance.now();
+      // A charge that takes hours to refill (the limit refills about 11.6 tokens a second).
+      if ((await post(source.url, '/v1/check', { agent_id: agent, cost: PROBE_COST })) !== 200) {
+        throw new Error('probe charge refused');
+      }
+      chargeTimes[p] = performance.now() - t0;
+      await Promise.all(
+        others.map(async (edge) => {
+          const deadline = t0 + 10_000;
+          while (!(await charged(edge.url, agent))) {
+            if (performance.now() > deadline) throw new Error(`probe ${agent} never converged`);
+            await sleep(2);
+          }
+        }),
+      );
+      times[p] = performance.now() - t0;
+      if ((p + 1) % 50 === 0) progress(`  ${p + 1}/${probes} probes`);
+      // Probes start at random phases of the sync interval.
+      await sleep(Math.random() * syncMs);
     }
-    chargeTimes[p] = performance.now() - t0;
-    await Promise.all(
-      others.map(async (edge) => {
-        const deadline = t0 + 10_000;
-        while (!(await charged(edge.url, agent))) {
-          if (performance.now() > deadline) throw new Error(`probe ${agent} never converged`);
-          await sleep(2);
-        }
-      }),
-    );
-    times[p] = performance.now() - t0;
-    if ((p + 1) % 50 === 0) progress(`  ${p + 1}/${probes} probes`);
-    // Probes start at random phases of the sync interval.
-    await sleep(Math.random() * syncMs);
+    loadRate = ((loadChecks - checksBefore) / (Date.now() - loadStart)) * 1000;
+  } finally {
+    stop = true;
+    await background;
+    await Promise.all(edges.map((e) => e.stop()));
+    rmSync(dir, { recursive: true, force: true });
   }
-  const loadRate = ((loadChecks - checksBefore) / (Date.now() - loadStart)) * 1000;
-  stop = true;
-  await background;
-  await Promise.all(edges.map((e) => e.stop()));
-  rmSync(dir, { recursive: true, force: true });
 
   const sorted = times.slice().sort();
   const result = {
