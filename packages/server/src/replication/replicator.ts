@@ -34,7 +34,7 @@ export interface ReplicaContext {
   setReachable(nodeId: string, reachable: boolean): void;
   /** Counts a frame the transport refused before it reached `receive`. */
   countRejected(reason: string): void;
-  /** Counts bytes moved outside deltas (digests, repairs). */
+  /** Counts payload bytes the transport sent or received (deltas, digests, repairs). */
   countBytes(direction: 'sent' | 'received', bytes: number): void;
 }
 
