@@ -66,7 +66,7 @@ export class EdgeMetrics {
   private rendering: Promise<unknown> = Promise.resolve();
   private readonly latency: Histogram<'method' | 'route' | 'code'> | undefined;
   private readonly collectSeconds: Gauge;
-  /** Replication health, set by the replication layer once it exists. */
+  /** Replication health, set by the replicator (src/replication) when replication is configured. */
   readonly replication: {
     readonly peers: Gauge<'state'>;
     readonly lagSeconds: Gauge<'peer'>;
