@@ -238,46 +238,75 @@ describe.skipIf(!redisUp)('redis unreachable at start (a redis-server of its own
 });
 
 describe.skipIf(!redisUp)('redis replication between real edge processes', () => {
+  const scratch = scratchDir();
+  const edges: Edge[] = [];
+  let own: OwnRedis | undefined;
+  afterEach(async () => {
+    await Promise.all(edges.splice(0).map((e) => e.stop()));
+    await own?.stop();
+    own = undefined;
+  });
+  afterAll(() => scratch.cleanup());
+  const configFor = (nodeId: string, prefix: string, url = REDIS_URL) =>
+    writeConfig(
+      scratch.dir,
+      [
+        `node_id: ${nodeId}`,
+        `data_dir: ${JSON.stringify(`${scratch.dir}/${nodeId}`)}`,
+        'snapshot: { enabled: false }',
+        'limits: [{ name: rpm, capacity: 100, refill: 1, per: minute }]',
+        'replication:',
+        '  transport: redis',
+        `  secret: ${SECRET}`,
+        '  sync_interval_ms: 20',
+        `  redis: { url: ${JSON.stringify(url)}, prefix: ${prefix}, timeout_ms: 500 }`,
+      ].join('\n'),
+      `${nodeId}-${prefix}.yaml`,
+    );
+  const remainingAt = async (edge: Edge) => {
+    const r = await call(edge.url, 'GET', '/v1/agents/shared-agent');
+    return (r.body.limits as { remaining: number }[])[0]?.remaining;
+  };
+
   it('shares an agent between two edges, and a third edge starts with the state', async () => {
     const prefix = newPrefix('edges');
-    const scratch = scratchDir();
-    const edges: Edge[] = [];
-    const configFor = (nodeId: string) =>
-      writeConfig(
-        scratch.dir,
-        [
-          `node_id: ${nodeId}`,
-          `data_dir: ${JSON.stringify(`${scratch.dir}/${nodeId}`)}`,
-          'snapshot: { enabled: false }',
-          'limits: [{ name: rpm, capacity: 100, refill: 1, per: minute }]',
-          'replication:',
-          '  transport: redis',
-          `  secret: ${SECRET}`,
-          '  sync_interval_ms: 20',
-          `  redis: { url: ${JSON.stringify(REDIS_URL)}, prefix: ${prefix} }`,
-        ].join('\n'),
-        `${nodeId}.yaml`,
-      );
-    const remainingAt = async (edge: Edge) => {
-      const r = await call(edge.url, 'GET', '/v1/agents/shared-agent');
-      return (r.body.limits as { remaining: number }[])[0]?.remaining;
-    };
-    try {
-      for (const id of ['e1', 'e2']) edges.push(await startEdge({ configPath: configFor(id) }));
-      const [e1, e2] = edges as [Edge, Edge];
-      for (let i = 0; i < 10; i++)
-        await call(e1.url, 'POST', '/v1/check', { agent_id: 'shared-agent' });
-      for (let i = 0; i < 5; i++)
-        await call(e2.url, 'POST', '/v1/check', { agent_id: 'shared-agent' });
-      await eventually(
-        async () => (await remainingAt(e1)) === 85 && (await remainingAt(e2)) === 85,
-      );
-      const e3 = await startEdge({ configPath: configFor('e3') });
-      edges.push(e3);
-      expect(await remainingAt(e3)).toBe(85);
-    } finally {
-      await Promise.all(edges.map((e) => e.stop()));
-      scratch.cleanup();
+    for (const id of ['e1', 'e2']) {
+      edges.push(await startEdge({ configPath: configFor(id, prefix) }));
     }
+    const [e1, e2] = edges as [Edge, Edge];
+    for (let i = 0; i < 10; i++) {
+      await call(e1.url, 'POST', '/v1/check', { agent_id: 'shared-agent' });
+    }
+    for (let i = 0; i < 5; i++) {
+      await call(e2.url, 'POST', '/v1/check', { agent_id: 'shared-agent' });
+    }
+    await eventually(async () => (await remainingAt(e1)) === 85 && (await remainingAt(e2)) === 85);
+    const e3 = await startEdge({ configPath: configFor('e3', prefix) });
+    edges.push(e3);
+    expect(await remainingAt(e3)).toBe(85);
+  });
+
+  it('keeps answering while its Redis is stopped, and converges once it is back', async () => {
+    own = await OwnRedis.start();
+    const prefix = uniquePrefix('edge-outage');
+    for (const id of ['o1', 'o2']) {
+      edges.push(await startEdge({ configPath: configFor(id, prefix, own.url) }));
+    }
+    const [o1, o2] = edges as [Edge, Edge];
+    const check = (edge: Edge) =>
+      call(edge.url, 'POST', '/v1/check', { agent_id: 'shared-agent', cost: 5 });
+    expect((await check(o1)).status).toBe(200);
+    await eventually(async () => (await remainingAt(o2)) === 95);
+    await own.stop();
+    // Redis is off the decision path: both edges decide at once, on their own state.
+    const started = performance.now();
+    for (const edge of [o1, o1, o2]) expect((await check(edge)).status).toBe(200);
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(await remainingAt(o2)).toBe(90); // o1's outage charges have not reached o2
+    await own.restart(); // empty: no persistence
+    await eventually(
+      async () => (await remainingAt(o1)) === 80 && (await remainingAt(o2)) === 80,
+      15_000,
+    );
   });
 });
