@@ -82,7 +82,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       process.stderr.write(
-        `openclaw-edge: cannot listen (${code}: ${(error as Error).message}); choose another address with HOST and PORT or server.host and server.port\n`,
+        `openclaw-edge: cannot listen (${code}: ${(error as Error).message}); choose another address with ${(error as { setting?: string }).setting ?? 'HOST and PORT or server.host and server.port'}\n`,
       );
       return 1;
     }

@@ -172,4 +172,13 @@ describe('mesh replication between real processes', () => {
       return seen.every((r) => r === CAPACITY - admitted);
     }, 15_000);
   });
+
+  it('refuses to start on a peer port already taken, naming the setting', async () => {
+    const [port, other] = await freePorts(2);
+    const peers = [`127.0.0.1:${port}`, `127.0.0.1:${other}`];
+    edges.push(await startEdge({ configPath: replicaConfig('t1', port as number, peers) }));
+    await expect(
+      startEdge({ configPath: replicaConfig('t2', port as number, peers) }),
+    ).rejects.toThrow(/EADDRINUSE.*replication\.mesh\.port/s);
+  });
 });

@@ -296,9 +296,21 @@ export class MeshTransport implements ReplicationTransport {
       session.on('close', () => this.sessions.delete(session));
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (error: NodeJS.ErrnoException) => {
+        // The CLI names the setting to change; this one is not the API's address.
+        reject(
+          Object.assign(
+            new Error(`peer listener ${this.options.host}:${this.options.port}: ${error.message}`),
+            { code: error.code, setting: 'replication.mesh.host and replication.mesh.port' },
+          ),
+        );
+      };
+      server.once('error', failed);
       server.listen(this.options.port, this.options.host, () => {
-        server.off('error', reject);
+        server.off('error', failed);
+        server.on('error', (error) =>
+          context.logger.error({ err: error }, 'replication listener failed'),
+        );
         resolve();
       });
     });
