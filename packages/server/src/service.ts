@@ -123,7 +123,10 @@ export class EdgeService {
       apiKeys: () => this.keys,
       tiers: () => this.policies.tiers,
       isReady: () => this.ready,
-      overrideChanged: (agentId, policy) => this.store.saveOverride(agentId, policy),
+      overrideChanged: (agentId, policy) => {
+        this.store.saveOverride(agentId, policy);
+        this.replicator?.overrideChanged(agentId, policy);
+      },
       replication: () => this.replicator?.status(),
       maxBatch: config.server.max_batch,
       bodyLimitBytes: config.server.body_limit_bytes,
@@ -305,6 +308,8 @@ export class EdgeService {
       syncIntervalMs: r.sync_interval_ms,
       antiEntropyIntervalMs: r.anti_entropy_interval_ms,
       ...(this.metrics === undefined ? {} : { metrics: this.metrics }),
+      // A peer's override is kept like one set here: it survives a restart.
+      overrideApplied: (agentId, policy) => this.store.saveOverride(agentId, policy),
     });
     await this.replicator.start(r.startup_sync_ms);
     this.logger.info(

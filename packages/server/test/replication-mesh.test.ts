@@ -107,6 +107,15 @@ describe('mesh replication between real processes', () => {
       ['m3', true, true],
     ]);
     for (const p of status.peers) expect(p.lag_ms).toBeLessThan(1000);
+    // A runtime policy override set on one replica reaches the others.
+    const put = await call(edges[0]?.url as string, 'PUT', '/v1/agents/vip-agent/policy', {
+      limits: [{ name: 'daily', capacity: 500, refill: 500, per: 'day' }],
+    });
+    expect(put.status).toBe(200);
+    await eventually(async () => {
+      const r = await call(edges[2]?.url as string, 'GET', '/v1/agents/vip-agent');
+      return (r.body.limits as { capacity: number }[])[0]?.capacity === 500;
+    });
     // A graceful stop sends what the replica charged last, and exits 0.
     const [first, second] = edges as [Edge, Edge];
     expect(await check(first, 'final', 7)).toBe(true);

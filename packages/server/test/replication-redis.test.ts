@@ -1,3 +1,4 @@
+import { definePolicy } from '@openclaw-edge/core';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { RedisTransport, stateTtlFor } from '../src/replication/redis.js';
@@ -128,6 +129,19 @@ describe.skipIf(!redisUp)('redis replication (in-process replicas, the shared Re
     }
     expect(late.transport.stats.scans).toBeGreaterThan(0);
     expect(late.limiter.check('agent-0', 71, Date.now()).allowed).toBe(false);
+  });
+
+  it('carries runtime policy overrides through the channel, and to replicas that start later', async () => {
+    const prefix = newPrefix('overrides');
+    const [a, b] = await Promise.all(['r1', 'r2'].map((id) => startReplica(id, prefix)));
+    if (a === undefined || b === undefined) throw new Error('unreachable');
+    const gold = definePolicy([{ name: 'rpm', capacity: 500, refill: 500, per: 'minute' }]);
+    a.limiter.setOverride('vip', gold, Date.now());
+    a.replicator.overrideChanged('vip', gold);
+    await eventually(() => b.limiter.getOverride('vip') !== undefined);
+    // r3 starts after the change: it finds it in Redis.
+    const c = await startReplica('r3', prefix);
+    expect(c.limiter.getOverride('vip')?.limits[0]?.capacityTokens).toBe(500);
   });
 
   it('keeps state through a full fleet restart (new incarnations)', async () => {

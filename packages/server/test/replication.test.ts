@@ -13,6 +13,7 @@ import {
 } from '../src/replication/digest.js';
 import { FrameCodec, type FrameError, FrameKind } from '../src/replication/frame.js';
 import { type MeshOptions, MeshTransport } from '../src/replication/mesh.js';
+import { decodeOverrides, encodeOverrides, OverrideLog } from '../src/replication/overrides.js';
 import type { ReplicationTransport } from '../src/replication/replicator.js';
 import { TestDns } from './dns-server.js';
 import { eventually, freePorts } from './harness.js';
@@ -303,5 +304,64 @@ describe('mesh replication (in-process replicas over loopback HTTP/2)', () => {
     a.limiter.check('drift', 1, Date.now());
     await eventually(() => b.replicator.status().unknown_limit_entries > 0);
     expect(a.replicator.status().unknown_limit_entries).toBe(0);
+  });
+
+  it('carries runtime policy overrides to every replica, newcomers included, last writer wins', async () => {
+    const ports = await freePorts(3);
+    const peers = ports.map((p) => `127.0.0.1:${p}`);
+    const [a, b] = await Promise.all([
+      startReplica('a', ports[0] as number, peers),
+      startReplica('b', ports[1] as number, peers),
+    ]);
+    const gold = definePolicy([{ name: 'rpm', capacity: 500, refill: 500, per: 'minute' }]);
+    a.limiter.setOverride('vip', gold, Date.now());
+    a.replicator.overrideChanged('vip', gold);
+    await eventually(() => b.limiter.getOverride('vip') !== undefined);
+    expect(b.limiter.peek('vip', Date.now()).limits[0]?.limit.capacityTokens).toBe(500);
+    // A replica that starts later learns it in its first hello.
+    const c = await startReplica('c', ports[2] as number, peers);
+    expect(c.limiter.getOverride('vip')?.limits[0]?.capacityTokens).toBe(500);
+    // A later removal on another replica wins everywhere.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    b.limiter.clearOverride('vip', Date.now());
+    b.replicator.overrideChanged('vip', undefined);
+    await eventually(
+      () =>
+        a.limiter.getOverride('vip') === undefined && c.limiter.getOverride('vip') === undefined,
+    );
+  });
+});
+
+describe('override records', () => {
+  const gold = definePolicy([{ name: 'rpm', capacity: 500, refill: 500, per: 'minute' }]);
+
+  it('order by time, then node id, whatever the arrival order', () => {
+    const records = [
+      { agentId: 'x', policy: gold, at: 10, node: 'a' },
+      { agentId: 'x', policy: undefined, at: 10, node: 'b' },
+      { agentId: 'x', policy: gold, at: 9, node: 'z' },
+    ];
+    for (const order of [records, [...records].reverse()]) {
+      const log = new OverrideLog();
+      for (const r of order) log.offer(r);
+      expect(log.all()).toEqual([records[1]]);
+    }
+  });
+
+  it('survive the wire, and malformed payloads are refused', () => {
+    const wire = decodeOverrides(
+      encodeOverrides([{ agentId: 'x', policy: gold, at: 1, node: 'a' }]),
+    );
+    expect(wire[0]?.policy?.limits[0]?.capacityTokens).toBe(500);
+    expect(wire[0]?.policy?.limits[0]?.fingerprint).toBe(gold.limits[0]?.fingerprint);
+    for (const bad of [
+      '{}',
+      '[{"agent_id":"x","limits":[],"at":1,"node":"a"}]',
+      '[{"agent_id":"x","limits":[{"name":"r","capacityTokens":-1,"refillPerMs":1}],"at":1,"node":"a"}]',
+      '[{"agent_id":"x","limits":null,"at":"soon","node":"a"}]',
+      'not json',
+    ]) {
+      expect(() => decodeOverrides(Buffer.from(bad))).toThrow();
+    }
   });
 });

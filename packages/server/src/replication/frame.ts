@@ -28,6 +28,8 @@ export const FrameKind = {
   entries: 4,
   /** Digest buckets the sender asks for (payload: u16 indices). */
   want: 5,
+  /** Runtime policy overrides (payload: JSON records, replication/overrides.ts). */
+  overrides: 6,
 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
@@ -109,7 +111,7 @@ export class FrameCodec {
       throw new FrameError('frame_malformed', `unknown frame version ${buf[3]}`);
     }
     const kind = buf[4] as number;
-    if (kind < FrameKind.delta || kind > FrameKind.want) {
+    if (kind < FrameKind.delta || kind > FrameKind.overrides) {
       throw new FrameError('frame_malformed', `unknown frame kind ${kind}`);
     }
     const idLength = buf[5] as number;

@@ -115,12 +115,16 @@ class PeerLink {
   hello(): Promise<void> {
     this.helloRunning ??= (async () => {
       try {
+        const c = this.mesh.context;
+        // Both sides carry the overrides they know: a newcomer learns the fleet's at once.
         const answer = await this.exchange(
           PATHS.hello,
-          this.mesh.frame(FrameKind.hello, Buffer.alloc(0)),
+          this.mesh.frame(FrameKind.hello, c.overridesPayload()),
         );
+        if (answer.payload.length > 0 && !c.mergeOverrides(answer.payload)) {
+          c.countRejected('bad_overrides');
+        }
         this.unverified = false;
-        const c = this.mesh.context;
         if (answer.nodeId === c.nodeId && answer.incarnation === c.incarnation) {
           this.self = true;
           this.queue.length = 0;
@@ -494,7 +498,8 @@ export class MeshTransport implements ReplicationTransport {
     };
     switch (path) {
       case PATHS.hello:
-        answer(Buffer.alloc(0), FrameKind.hello);
+        if (frame.payload.length > 0 && !c.mergeOverrides(frame.payload)) break;
+        answer(c.overridesPayload(), FrameKind.hello);
         return;
       case PATHS.digest: {
         const theirs = frame.kind === FrameKind.digest ? decodeDigest(frame.payload) : undefined;

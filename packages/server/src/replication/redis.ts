@@ -103,6 +103,10 @@ export class RedisTransport implements ReplicationTransport {
   private sub: Redis | undefined;
   private readonly channel: string;
   private readonly membersKey: string;
+  /** Hash: field node id = an `overrides` frame with every override that node knew. */
+  private readonly overridesKey: string;
+  /** This replica's overrides changed since it last wrote them. */
+  private overridesDue = false;
   private readonly batchSize: number;
 
   /** Latest view per agent not yet written; a later view replaces an earlier one. */
@@ -135,6 +139,7 @@ export class RedisTransport implements ReplicationTransport {
   constructor(readonly options: RedisTransportOptions) {
     this.channel = `${options.prefix}:deltas`;
     this.membersKey = `${options.prefix}:members`;
+    this.overridesKey = `${options.prefix}:overrides`;
     this.batchSize = options.batchSize ?? 500;
   }
 
@@ -205,6 +210,7 @@ export class RedisTransport implements ReplicationTransport {
       try {
         // Subscribe before reading any pull point, so no delta after one can be missed.
         await sub.subscribe(this.channel);
+        await this.readOverrides();
         await this.scan();
         await this.readMembership();
       } catch (error) {
@@ -259,6 +265,13 @@ export class RedisTransport implements ReplicationTransport {
     let entries: BucketEntry[];
     try {
       decoded = this.context.codec.decode(frame);
+      if (decoded.kind === FrameKind.overrides) {
+        // Published like a delta; the fleet's overrides are also kept for replicas that start later.
+        this.overridesDue = true;
+        this.pendingPublish.push(frame);
+        this.kick();
+        return;
+      }
       entries = decodeEntries(decoded.payload);
     } catch (error) {
       this.context.logger.error({ err: error }, 'redis transport: own delta does not decode');
@@ -392,6 +405,35 @@ export class RedisTransport implements ReplicationTransport {
     this.pendingWrites.clear();
   }
 
+  /** Every override this replica knows, as a signed frame for the overrides hash. */
+  private overridesFrame(): Buffer {
+    const c = this.context;
+    return c.codec.encode({
+      kind: FrameKind.overrides,
+      nodeId: c.nodeId,
+      incarnation: c.incarnation,
+      seq: 0,
+      sentAtMs: c.now(),
+      payload: c.overridesPayload(),
+    });
+  }
+
+  /** Merges the overrides every replica left in Redis (last writer wins per agent). */
+  private async readOverrides(): Promise<void> {
+    const c = this.context;
+    const raw = (await this.cmd?.hgetallBuffer(this.overridesKey)) ?? {};
+    for (const value of Object.values(raw)) {
+      try {
+        const frame = c.codec.decode(value);
+        if (frame.kind !== FrameKind.overrides || !c.mergeOverrides(frame.payload)) {
+          throw new Error('not an overrides frame');
+        }
+      } catch {
+        this.stats.rejectedFields++;
+      }
+    }
+  }
+
   /** Writes the queued views, publishes the queued deltas, then advances the pull point. */
   private async flushOnce(): Promise<void> {
     const cmd = this.cmd as Redis;
@@ -402,6 +444,10 @@ export class RedisTransport implements ReplicationTransport {
     this.pendingPublish = [];
     const batch = cmd.pipeline();
     for (const [agentId, w] of writes) this.queueWrite(batch, agentId, w.entries, w);
+    if (this.overridesDue) {
+      this.overridesDue = false;
+      batch.hset(this.overridesKey, this.context.nodeId, this.overridesFrame());
+    }
     for (const frame of frames) batch.publish(this.channel, frame);
     checkResults(await batch.exec());
     this.stats.published += frames.length;
@@ -421,6 +467,10 @@ export class RedisTransport implements ReplicationTransport {
     const c = this.context;
     const cmd = this.cmd as Redis;
     await this.writePresence();
+    // Overrides set while Redis was away (or before it restarted empty), both ways.
+    await this.readOverrides();
+    await cmd.hset(this.overridesKey, c.nodeId, this.overridesFrame());
+    this.overridesDue = false;
     if (!this.scannedOnce) await this.scan();
     this.needsRewrite = false;
     // The export below is at least the state at this moment; queued views are older: drop them.

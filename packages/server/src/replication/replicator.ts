@@ -1,9 +1,15 @@
-import { type BucketEntry, decodeEntries, encodeEntries } from '@openclaw-edge/core';
+import {
+  type AgentPolicy,
+  type BucketEntry,
+  decodeEntries,
+  encodeEntries,
+} from '@openclaw-edge/core';
 import type { Limiter } from '@openclaw-edge/engine';
 import type { Logger } from 'pino';
 import type { EdgeMetrics } from '../metrics/edge-metrics.js';
 import { computeDigest, type Digest, type DigestRange, entriesOfBuckets } from './digest.js';
 import { type Frame, type FrameCodec, FrameError, FrameKind } from './frame.js';
+import { decodeOverrides, encodeOverrides, OverrideLog, type OverrideRecord } from './overrides.js';
 
 /**
  * What a transport gets from the replicator: this replica's identity and state, and the calls it
@@ -28,6 +34,10 @@ export interface ReplicaContext {
   ): Promise<{ entries: BucketEntry[]; rest: number[] }>;
   /** Seq of the last delta this replica sent (peers use it to place a pull in the stream). */
   currentSeq(): number;
+  /** Every runtime override this replica knows, as an `overrides` payload (for newcomers). */
+  overridesPayload(): Buffer;
+  /** Applies an `overrides` payload a transport fetched; false when it does not decode. */
+  mergeOverrides(payload: Buffer): boolean;
   /** Membership changed: the node ids of the other replicas (from config or discovery). */
   setMembers(nodeIds: readonly string[]): void;
   /** A peer became reachable or unreachable (metrics only; membership is unchanged). */
@@ -97,6 +107,8 @@ export interface ReplicatorOptions {
   readonly antiEntropyIntervalMs: number;
   readonly metrics?: EdgeMetrics;
   readonly now?: () => number;
+  /** A peer's runtime override was applied here (the service persists it). */
+  readonly overrideApplied?: (agentId: string, policy: AgentPolicy | undefined) => void;
 }
 
 /** Replication as GET /v1/replication reports it; lags are null until first heard. */
@@ -155,6 +167,9 @@ export class Replicator {
     unknownLimit: 0,
   };
   private seq = 0;
+  /** Runtime overrides across the fleet, and this replica's changes not sent yet. */
+  private readonly overrides = new OverrideLog();
+  private pendingOverrides: OverrideRecord[] = [];
   private readonly inbound = new Map<string, Inbound>();
   private members: readonly string[] = [];
   private readonly reachable = new Set<string>();
@@ -181,6 +196,8 @@ export class Replicator {
       digest: (range) => computeDigest(limiter, this.now, range),
       entriesOf: (buckets, max) => entriesOfBuckets(limiter, buckets, this.now, max),
       currentSeq: () => this.seq,
+      overridesPayload: () => encodeOverrides(this.overrides.all()),
+      mergeOverrides: (payload) => this.mergeOverrides(payload),
       setMembers: (ids) => this.setMembers(ids),
       setReachable: (id, up) => this.setReachable(id, up),
       countRejected: (reason) => this.countRejected(reason),
@@ -249,6 +266,34 @@ export class Replicator {
     };
   }
 
+  /**
+   * A runtime override was set (or removed, `policy` undefined) on this replica: peers get it
+   * with the next tick, and it wins over any change they made earlier.
+   */
+  overrideChanged(agentId: string, policy: AgentPolicy | undefined): void {
+    const record = { agentId, policy, at: this.now(), node: this.context.nodeId };
+    this.overrides.offer(record);
+    this.pendingOverrides.push(record);
+  }
+
+  /** Applies the records of an `overrides` payload that are later than what is known here. */
+  private mergeOverrides(payload: Buffer): boolean {
+    let records: OverrideRecord[];
+    try {
+      records = decodeOverrides(payload);
+    } catch {
+      return false;
+    }
+    const now = this.now();
+    for (const r of records) {
+      if (!this.overrides.offer(r)) continue;
+      if (r.policy === undefined) this.options.limiter.clearOverride(r.agentId, now);
+      else this.options.limiter.setOverride(r.agentId, r.policy, now);
+      this.options.overrideApplied?.(r.agentId, r.policy);
+    }
+    return true;
+  }
+
   /** Drains changed agents and broadcasts them as the next delta (also when empty). */
   tick(): void {
     const now = this.now();
@@ -263,6 +308,19 @@ export class Replicator {
     });
     this.options.transport.broadcast(frame);
     this.stats.deltasSent++;
+    if (this.pendingOverrides.length > 0) {
+      this.options.transport.broadcast(
+        this.options.codec.encode({
+          kind: FrameKind.overrides,
+          nodeId: this.context.nodeId,
+          incarnation: this.context.incarnation,
+          seq: 0,
+          sentAtMs: now,
+          payload: encodeOverrides(this.pendingOverrides),
+        }),
+      );
+      this.pendingOverrides = [];
+    }
     // Bytes are counted by the transport, which knows what it actually sent.
     this.options.metrics?.replication.deltas.inc({ direction: 'sent', outcome: 'ok' });
     this.updateLag(now);
@@ -304,6 +362,13 @@ export class Replicator {
         return false;
       }
       return true; // our own broadcast echoed back (Redis pub/sub)
+    }
+    if (frame.kind === FrameKind.overrides) {
+      if (!this.mergeOverrides(frame.payload)) {
+        this.countRejected('bad_overrides');
+        return false;
+      }
+      return true;
     }
     if (frame.kind !== FrameKind.delta) {
       this.countRejected('unexpected_kind');

@@ -1,4 +1,10 @@
-import type { AgentPolicy, BucketEntry, Limit } from '@openclaw-edge/core';
+import {
+  type AgentPolicy,
+  type BucketEntry,
+  defineLimit,
+  type Limit,
+  limitFingerprint,
+} from '@openclaw-edge/core';
 
 /**
  * A bucket state with the limit it counted under when saved, so a restart under changed limits
@@ -27,4 +33,28 @@ export interface SnapshotStore {
   /** Persists a runtime override (or its removal) at once: an acknowledged change survives a crash. */
   saveOverride(agentId: string, policy: AgentPolicy | undefined): void;
   close(): void;
+}
+
+/**
+ * A limit read back from its JSON form (snapshots, replicated overrides), validated again as a
+ * limit. The refill rate is kept exactly as stored (per ms), not re-derived from a period.
+ */
+export function limitFromJson(stored: Limit): Limit {
+  const limit = defineLimit(
+    {
+      name: stored.name,
+      resource: stored.resource,
+      capacity: stored.capacityTokens,
+      refill: stored.refillPerMs * 1000,
+      per: 'second',
+      mode: stored.mode,
+    },
+    'snapshot limit',
+  );
+  const refillPerMs = stored.refillPerMs;
+  return {
+    ...limit,
+    refillPerMs,
+    fingerprint: limitFingerprint(limit.capacityTokens, refillPerMs, limit.resource),
+  };
 }

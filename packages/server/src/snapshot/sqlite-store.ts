@@ -1,15 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  type AgentPolicy,
-  decodeBucket,
-  defineLimit,
-  encodeBucket,
-  type Limit,
-  limitFingerprint,
-} from '@openclaw-edge/core';
+import { type AgentPolicy, decodeBucket, encodeBucket, type Limit } from '@openclaw-edge/core';
 import Database from 'better-sqlite3';
-import type { Snapshot, SnapshotEntry, SnapshotStore } from './snapshot-store.js';
+import {
+  limitFromJson,
+  type Snapshot,
+  type SnapshotEntry,
+  type SnapshotStore,
+} from './snapshot-store.js';
 
 /** The subset of better-sqlite3 this store calls. */
 type Db = InstanceType<typeof Database>;
@@ -59,7 +57,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
       agentId: r.agent_id,
       limit: r.limit_name,
       state: decodeBucket(new Uint8Array(r.state.buffer, r.state.byteOffset, r.state.byteLength)),
-      savedLimit: toLimit(JSON.parse(r.saved_limit) as Limit),
+      savedLimit: limitFromJson(JSON.parse(r.saved_limit) as Limit),
     }));
     const overrideRows = this.db.prepare('SELECT agent_id, limits FROM overrides').all() as {
       agent_id: string;
@@ -67,7 +65,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
     }[];
     const overrides = overrideRows.map((r) => ({
       agentId: r.agent_id,
-      policy: { limits: (JSON.parse(r.limits) as Limit[]).map(toLimit) } as AgentPolicy,
+      policy: { limits: (JSON.parse(r.limits) as Limit[]).map(limitFromJson) } as AgentPolicy,
     }));
     return { entries, overrides };
   }
@@ -129,22 +127,3 @@ function limitJson(limit: Limit): string {
 }
 
 /** Re-validates a stored limit (the file may have been edited by hand), keeping its exact rate. */
-function toLimit(stored: Limit): Limit {
-  const limit = defineLimit(
-    {
-      name: stored.name,
-      resource: stored.resource,
-      capacity: stored.capacityTokens,
-      refill: stored.refillPerMs * 1000,
-      per: 'second',
-      mode: stored.mode,
-    },
-    'snapshot limit',
-  );
-  const refillPerMs = stored.refillPerMs;
-  return {
-    ...limit,
-    refillPerMs,
-    fingerprint: limitFingerprint(limit.capacityTokens, refillPerMs, limit.resource),
-  };
-}
