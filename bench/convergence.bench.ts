@@ -11,9 +11,12 @@
  * replication itself.
  *
  *   npm run bench -- convergence [--replicas 3] [--probes 300] [--agents 10000] [--sync-ms 100]
- *                                [--anti-entropy-ms 2000] [--write]
+ *                                [--anti-entropy-ms 2000] [--redis] [--write]
  *
- * --write merges `convergence_p99_ms` (and the setting it was measured at) into
+ * --redis replicates through the local Redis (REDIS_URL) instead of the mesh, under a key prefix
+ * of the run that is deleted at the end.
+ *
+ * --write (mesh only) merges `convergence_p99_ms` (and the setting it was measured at) into
  * bench/results/replication.json, next to the simulator's accuracy figures.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -71,6 +74,19 @@ async function charged(url: string, agentId: string): Promise<boolean> {
   return limit.remaining <= limit.capacity - PROBE_COST / 2;
 }
 
+/** Deletes every key of this run's prefix from the shared Redis. */
+async function dropKeys(url: string, prefix: string): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(url);
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await client.del(...keys);
+  } while (cursor !== '0');
+  client.disconnect();
+}
+
 export async function main(args: readonly string[]): Promise<void> {
   const replicas = option(args, 'replicas', 3);
   const probes = option(args, 'probes', 300);
@@ -78,11 +94,15 @@ export async function main(args: readonly string[]): Promise<void> {
   const syncMs = option(args, 'sync-ms', 100);
   // The service's default unless given.
   const antiEntropyMs = option(args, 'anti-entropy-ms', 2000);
+  const transport = args.includes('--redis') ? 'redis' : 'mesh';
+  // Redis: the local one (REDIS_URL), under a prefix of this run deleted at the end.
+  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const prefix = `convergence-bench-${process.pid}`;
   const dir = mkdtempSync(join(tmpdir(), 'openclaw-convergence-'));
   const ports = await Promise.all(Array.from({ length: replicas }, freePort));
   const peers = ports.map((p) => `"127.0.0.1:${p}"`).join(', ');
   progress(
-    `starting ${replicas} replicas (mesh, sync ${syncMs} ms), load average ${loadAverage().join(' ')}`,
+    `starting ${replicas} replicas (${transport}, sync ${syncMs} ms), load average ${loadAverage().join(' ')}`,
   );
   const edges: EdgeProcess[] = await Promise.all(
     ports.map((port, i) => {
@@ -96,11 +116,12 @@ server: { max_batch: 10000 }
 limits:
   - { name: daily, capacity: 1000000, refill: 1000000, per: day }
 replication:
-  transport: mesh
+  transport: ${transport}
   secret: ${SECRET}
   sync_interval_ms: ${syncMs}
   anti_entropy_interval_ms: ${antiEntropyMs}
   mesh: { port: ${port}, peers: [${peers}] }
+  redis: { url: ${JSON.stringify(redisUrl)}, prefix: ${prefix} }
 logging: { level: info }
 `,
       );
@@ -168,10 +189,12 @@ logging: { level: info }
     await background;
     await Promise.all(edges.map((e) => e.stop()));
     rmSync(dir, { recursive: true, force: true });
+    if (transport === 'redis') await dropKeys(redisUrl, prefix);
   }
 
   const sorted = times.slice().sort();
   const result = {
+    transport,
     replicas,
     sync_interval_ms: syncMs,
     anti_entropy_interval_ms: antiEntropyMs,
@@ -192,7 +215,7 @@ logging: { level: info }
       result.convergence_p99_ms <= target ? 'met' : 'missed'
     }`,
   );
-  if (args.includes('--write')) {
+  if (args.includes('--write') && transport === 'mesh') {
     const file = join(fileURLToPath(new URL('.', import.meta.url)), 'results', 'replication.json');
     const existing = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
     const git = gitState();
