@@ -12,7 +12,7 @@ import {
   encodeDigest,
 } from '../src/replication/digest.js';
 import { FrameCodec, type FrameError, FrameKind } from '../src/replication/frame.js';
-import { type MeshOptions, MeshTransport } from '../src/replication/mesh.js';
+import { antiEntropyTarget, type MeshOptions, MeshTransport } from '../src/replication/mesh.js';
 import { decodeOverrides, encodeOverrides, OverrideLog } from '../src/replication/overrides.js';
 import type { ReplicationTransport } from '../src/replication/replicator.js';
 import { TestDns } from './dns-server.js';
@@ -140,6 +140,20 @@ describe('digests', () => {
       ),
     ).toEqual([]);
     expect(decodeDigest(Buffer.from([0, 0, 4, 1]))).toBeUndefined();
+  });
+});
+
+describe('anti-entropy rounds', () => {
+  it('take every peer through every slice of the digest buckets', () => {
+    for (let peers = 1; peers <= 6; peers++) {
+      const seen = Array.from({ length: peers }, () => new Set<number>());
+      for (let round = 0; round < 16 * peers; round++) {
+        const t = antiEntropyTarget(round, peers);
+        seen[t.peer]?.add(t.range.from);
+        expect(t.range.count).toBe(DIGEST_BUCKETS / 16);
+      }
+      for (const slices of seen) expect(slices.size).toBe(16);
+    }
   });
 });
 

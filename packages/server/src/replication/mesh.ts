@@ -59,6 +59,21 @@ const REPAIR_TIMEOUT_MS = 30_000;
 /** Anti-entropy rounds it takes to compare the whole state (each round covers one slice). */
 const ANTI_ENTROPY_SLICES = 16;
 
+/**
+ * Which peer (an index among `peers`) and which digest buckets anti-entropy round `round`
+ * compares: peers in turn, and for each peer the next of {@link ANTI_ENTROPY_SLICES} slices, so
+ * every peer goes through every slice. (With slice = round % slices, two peers and sixteen slices
+ * would pair each peer with half the slices forever.)
+ */
+export function antiEntropyTarget(
+  round: number,
+  peers: number,
+): { peer: number; range: DigestRange } {
+  const count = DIGEST_BUCKETS / ANTI_ENTROPY_SLICES;
+  const slice = Math.floor(round / peers) % ANTI_ENTROPY_SLICES;
+  return { peer: round % peers, range: { from: slice * count, count } };
+}
+
 /** Deltas waiting for one peer beyond this are dropped, oldest first (the peer repairs the gap). */
 const MAX_QUEUED_DELTAS = 64;
 
@@ -360,19 +375,19 @@ export class MeshTransport implements ReplicationTransport {
   }
 
   /**
-   * One round: the next peer (round robin) and the next of {@link ANTI_ENTROPY_SLICES} slices of
-   * the digest buckets, so a round moves a slice of what differs (under steady traffic almost
-   * every digest bucket differs at any moment, by the deltas in flight) and the whole state is
-   * compared every {@link ANTI_ENTROPY_SLICES} rounds. Partial rounds repair; only a full one
+   * One round: the next peer (round robin) and, for that peer, the next of
+   * {@link ANTI_ENTROPY_SLICES} slices of the digest buckets ({@link antiEntropyTarget}), so a
+   * round moves a slice of what differs (under steady traffic almost every digest bucket differs
+   * at any moment, by the deltas in flight) and the whole state is compared with each peer every
+   * {@link ANTI_ENTROPY_SLICES} of its rounds. Partial rounds repair; only a full one
    * would place the peer in its stream, so they report no pull point.
    */
   async antiEntropy(): Promise<undefined> {
     const candidates = [...this.links.values()].filter((l) => l.nodeId !== undefined && !l.self);
     if (candidates.length === 0) return undefined;
-    const round = this.nextRound++;
-    const link = candidates[round % candidates.length] as PeerLink;
-    const count = DIGEST_BUCKETS / ANTI_ENTROPY_SLICES;
-    await this.syncWith(link, true, { from: (round % ANTI_ENTROPY_SLICES) * count, count });
+    const target = antiEntropyTarget(this.nextRound++, candidates.length);
+    const link = candidates[target.peer] as PeerLink;
+    await this.syncWith(link, true, target.range);
     return undefined;
   }
 
