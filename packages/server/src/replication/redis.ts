@@ -121,6 +121,11 @@ export class RedisTransport implements ReplicationTransport {
   private needsRewrite = true;
   /** Whether this run has merged the whole state in Redis (before its first rewrite). */
   private scannedOnce = false;
+  /**
+   * Pull points read by the catch-up scan in `start`, each handed out once: the replicator's
+   * start-up pull of every member follows at once, and that scan already merged everything.
+   */
+  private startPoints: Map<string, PullPoint> | undefined;
   /** The pull point advertised in the presence record; undefined while a rewrite is due. */
   private point: { seq: number; sentAtMs: number } | undefined;
   private flushing: Promise<void> | undefined;
@@ -211,7 +216,7 @@ export class RedisTransport implements ReplicationTransport {
         // Subscribe before reading any pull point, so no delta after one can be missed.
         await sub.subscribe(this.channel);
         await this.readOverrides();
-        await this.scan();
+        this.startPoints = await this.scan();
         await this.readMembership();
       } catch (error) {
         this.unreachable(error as Error);
@@ -300,6 +305,11 @@ export class RedisTransport implements ReplicationTransport {
    */
   async pull(nodeId: string): Promise<PullPoint | undefined> {
     if (!this.isReady()) return undefined;
+    const fromStart = this.startPoints?.get(nodeId);
+    if (fromStart !== undefined) {
+      this.startPoints?.delete(nodeId);
+      return fromStart;
+    }
     const points = await this.scanShared();
     return points.get(nodeId);
   }
