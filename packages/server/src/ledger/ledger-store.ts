@@ -5,8 +5,10 @@
  * exactly as first answered.
  */
 
-/** One rated event as stored. */
-export interface LedgerRow {
+import type { Usage } from '@openclaw-edge/rating';
+
+/** One rated event as stored: its usage counts, and what it was rated at. */
+export interface LedgerRow extends Usage {
   readonly eventId: string;
   readonly agentId: string;
   readonly timeMs: number;
@@ -14,12 +16,6 @@ export interface LedgerRow {
   /** The pricing rule that matched (tiers count volume per rule). */
   readonly rule: string;
   readonly currency: string;
-  readonly inputTokens: number;
-  readonly cachedInputTokens: number;
-  readonly cacheWriteTokens: number;
-  readonly outputTokens: number;
-  readonly reasoningTokens: number;
-  readonly requests: number;
   readonly totalTokens: number;
   readonly costMicros: number;
   /** What else a replay needs to answer the rating as first answered (the encoding is the rating service's). */

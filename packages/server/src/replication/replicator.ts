@@ -143,7 +143,6 @@ export interface ReplicationStats {
   rejected: number;
   gaps: number;
   pulls: number;
-  entriesMerged: number;
   /** Entries of limits this replica does not configure (config differs between replicas). */
   unknownLimit: number;
 }
@@ -163,7 +162,6 @@ export class Replicator {
     rejected: 0,
     gaps: 0,
     pulls: 0,
-    entriesMerged: 0,
     unknownLimit: 0,
   };
   private seq = 0;
@@ -473,7 +471,6 @@ export class Replicator {
   private mergeEntries(entries: readonly BucketEntry[]): void {
     if (entries.length === 0) return;
     const report = this.options.limiter.merge(entries, this.now());
-    this.stats.entriesMerged += report.applied;
     if (report.unknownLimit > 0) {
       this.stats.unknownLimit += report.unknownLimit;
       this.warnAtMostEvery(
