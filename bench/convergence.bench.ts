@@ -23,6 +23,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dropPrefix } from '../packages/server/test/redis.js';
 import {
   type EdgeProcess,
   gitState,
@@ -72,19 +73,6 @@ async function charged(url: string, agentId: string): Promise<boolean> {
   const body = (await res.json()) as { limits: { remaining: number; capacity: number }[] };
   const limit = body.limits[0] as { remaining: number; capacity: number };
   return limit.remaining <= limit.capacity - PROBE_COST / 2;
-}
-
-/** Deletes every key of this run's prefix from the shared Redis. */
-async function dropKeys(url: string, prefix: string): Promise<void> {
-  const { Redis } = await import('ioredis');
-  const client = new Redis(url);
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await client.del(...keys);
-  } while (cursor !== '0');
-  client.disconnect();
 }
 
 export async function main(args: readonly string[]): Promise<void> {
@@ -189,7 +177,7 @@ logging: { level: info }
     await background;
     await Promise.all(edges.map((e) => e.stop()));
     rmSync(dir, { recursive: true, force: true });
-    if (transport === 'redis') await dropKeys(redisUrl, prefix);
+    if (transport === 'redis') await dropPrefix(redisUrl, prefix);
   }
 
   const sorted = times.slice().sort();

@@ -287,26 +287,11 @@ export async function main(args: readonly string[]): Promise<void> {
       const countPg = async () =>
         Number((await admin.query(`SELECT count(*) AS n FROM "${schema}".usage_events`)).rows[0].n);
       const pgDir = mkdtempSync(join(tmpdir(), 'ledger-bench-pg-'));
+      const pgLedger = `{ driver: postgres, url: "${DATABASE_URL}", schema: ${schema} }`;
       try {
+        cases.push(...(await measureServer('postgres', pgLedger, pgDir, countPg, seconds)));
         cases.push(
-          ...(await measureServer(
-            'postgres',
-            `{ driver: postgres, url: "${DATABASE_URL}", schema: ${schema} }`,
-            pgDir,
-            countPg,
-            seconds,
-          )),
-        );
-        cases.push(
-          ...(await measureServer(
-            'postgres',
-            `{ driver: postgres, url: "${DATABASE_URL}", schema: ${schema} }`,
-            pgDir,
-            countPg,
-            seconds,
-            'per-event',
-            [1],
-          )),
+          ...(await measureServer('postgres', pgLedger, pgDir, countPg, seconds, 'per-event', [1])),
         );
       } finally {
         rmSync(pgDir, { recursive: true, force: true });
