@@ -124,8 +124,10 @@ export class RedisTransport implements ReplicationTransport {
   /**
    * Pull points read by the catch-up scan in `start`, each handed out once: the replicator's
    * start-up pull of every member follows at once, and that scan already merged everything.
+   * A peer's delta that arrives once subscribed asks for a pull too: it waits for `startScan`.
    */
   private startPoints: Map<string, PullPoint> | undefined;
+  private startScan: Promise<void> | undefined;
   /** The pull point advertised in the presence record; undefined while a rewrite is due. */
   private point: { seq: number; sentAtMs: number } | undefined;
   private flushing: Promise<void> | undefined;
@@ -213,10 +215,13 @@ export class RedisTransport implements ReplicationTransport {
     ]);
     if (connected.every(Boolean)) {
       try {
-        // Subscribe before reading any pull point, so no delta after one can be missed.
-        await sub.subscribe(this.channel);
-        await this.readOverrides();
-        this.startPoints = await this.scan();
+        this.startScan = (async () => {
+          // Subscribe before reading any pull point, so no delta after one can be missed.
+          await sub.subscribe(this.channel);
+          await this.readOverrides();
+          this.startPoints = await this.scan();
+        })();
+        await this.startScan;
         await this.readMembership();
       } catch (error) {
         this.unreachable(error as Error);
@@ -305,6 +310,7 @@ export class RedisTransport implements ReplicationTransport {
    */
   async pull(nodeId: string): Promise<PullPoint | undefined> {
     if (!this.isReady()) return undefined;
+    await this.startScan?.catch(() => {});
     const fromStart = this.startPoints?.get(nodeId);
     if (fromStart !== undefined) {
       this.startPoints?.delete(nodeId);

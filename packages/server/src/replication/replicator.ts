@@ -92,7 +92,6 @@ interface Inbound {
    * has been merged; until then deltas are merged but do not move the peer's sync time.
    */
   synced: boolean;
-  pulling: boolean;
   /** The newest sentAt passed to `peerHeardFrom`. */
   heardAt: number;
 }
@@ -169,6 +168,8 @@ export class Replicator {
   private readonly overrides = new OverrideLog();
   private pendingOverrides: OverrideRecord[] = [];
   private readonly inbound = new Map<string, Inbound>();
+  /** At most one pull per peer at a time; whoever asks while one runs waits for that one. */
+  private readonly pulls = new Map<string, Promise<void>>();
   private members: readonly string[] = [];
   private readonly reachable = new Set<string>();
   /** Per warning: when it was last logged, and how many since went unlogged. */
@@ -208,7 +209,9 @@ export class Replicator {
   async start(startupMs: number): Promise<void> {
     await this.options.transport.start(this.context);
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, startupMs).unref());
-    await Promise.race([Promise.allSettled(this.members.map((id) => this.pull(id))), deadline]);
+    // A peer whose delta arrived while the transport started may be pulled (or pulling) already.
+    const unsynced = this.members.filter((id) => this.inbound.get(id)?.synced !== true);
+    await Promise.race([Promise.allSettled(unsynced.map((id) => this.pull(id))), deadline]);
     this.scheduleTick();
     this.antiEntropyTimer = setInterval(() => {
       void this.runAntiEntropy();
@@ -404,7 +407,7 @@ export class Replicator {
     }
     s.expect = frame.seq + 1;
     if (s.synced) this.heard(id, s, frame.sentAtMs);
-    else if (!s.pulling) void this.pull(id);
+    else void this.pull(id);
   }
 
   private track(
@@ -419,7 +422,6 @@ export class Replicator {
       expect: nextSeq,
       runStart: nextSeq,
       synced,
-      pulling: false,
       heardAt,
     };
     this.inbound.set(nodeId, s);
@@ -431,19 +433,21 @@ export class Replicator {
    * what it covers: every charge before that moment, every delta up to that seq. If the deltas
    * received since form an unbroken run from there, the stream counts as gap-free again.
    */
-  private async pull(nodeId: string): Promise<void> {
-    const before = this.inbound.get(nodeId);
-    if (before?.pulling || this.stopped) return;
-    if (before !== undefined) before.pulling = true;
-    try {
-      const point = await this.options.transport.pull(nodeId);
-      if (point !== undefined) this.pulled(nodeId, point);
-    } catch (error) {
-      this.options.logger.warn({ err: error, peer: nodeId }, 'replication pull failed');
-    } finally {
-      const s = this.inbound.get(nodeId);
-      if (s !== undefined) s.pulling = false;
-    }
+  private pull(nodeId: string): Promise<void> {
+    const running = this.pulls.get(nodeId);
+    if (running !== undefined || this.stopped) return running ?? Promise.resolve();
+    const pull = this.options.transport
+      .pull(nodeId)
+      .then(
+        (point) => {
+          if (point !== undefined) this.pulled(nodeId, point);
+        },
+        (error) =>
+          this.options.logger.warn({ err: error, peer: nodeId }, 'replication pull failed'),
+      )
+      .finally(() => this.pulls.delete(nodeId));
+    this.pulls.set(nodeId, pull);
+    return pull;
   }
 
   /** Applies what a pull (or an anti-entropy round) with `nodeId` established. */
