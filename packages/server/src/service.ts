@@ -218,12 +218,11 @@ export class EdgeService {
       );
     }
     logger.info({ driver: ledger.driver }, 'ledger open');
-    // SQLite has one writer; PostgreSQL commits overlap, one batch per pooled connection.
     const writer = new GroupCommitWriter(
       ledger,
       config.ledger.group_commit_ms,
       config.ledger.max_batch_events,
-      ledger.driver === 'postgres' ? config.ledger.pool_size : 1,
+      ledger.appendConcurrency,
     );
 
     const service = new EdgeService(
@@ -542,7 +541,9 @@ function openLedger(config: Config): Promise<LedgerStore> {
   if (l.driver === 'postgres') {
     return openPostgresLedger(l.url as string, l.schema, l.pool_size);
   }
-  return Promise.resolve(openSqliteLedger(config.data_dir, l.sqlite_synchronous));
+  return Promise.resolve(
+    openSqliteLedger(config.data_dir, l.sqlite_synchronous, l.max_batch_events),
+  );
 }
 
 function sanitizeNodeId(name: string): string {

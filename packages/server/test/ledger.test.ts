@@ -1,4 +1,5 @@
 import {
+  type AppendOutcome,
   GroupCommitWriter,
   type LedgerRow,
   type LedgerStore,
@@ -158,10 +159,50 @@ function conformance(
       await writer.close();
     });
 
+    it('a batch the database refuses is rolled back whole, and the next one is written', async () => {
+      const bad = row('bad-2', { agentId: null as unknown as string }); // NOT NULL
+      await expect(store.append([row('bad-1'), bad, row('bad-3')])).rejects.toThrow();
+      expect(await store.get(['bad-1', 'bad-2', 'bad-3'])).toEqual([]);
+      const after = await store.append([row('bad-1'), row('bad-3')]);
+      expect(after.map((o) => o.status)).toEqual(['recorded', 'recorded']);
+      expect((await store.get(['bad-1', 'bad-3'])).length).toBe(2);
+    });
+
+    it('a batch that committed although its append failed is answered from what was stored', async () => {
+      // The commit went through and its answer was lost (a connection or the writer thread
+      // died during it): the writer reads the batch back instead of answering 503 for it.
+      const lostAnswer: LedgerStore = {
+        ...store,
+        driver: store.driver,
+        appendConcurrency: 1,
+        get: (ids: readonly string[]) => store.get(ids),
+        append: async (rows: readonly LedgerRow[]) => {
+          await store.append(rows);
+          throw new Error('connection lost during COMMIT');
+        },
+      } as LedgerStore;
+      await store.append([row('lost-0', { costMicros: 99 })]); // an earlier request's event
+      const writer = new GroupCommitWriter(lostAnswer, 1, 1000);
+      const results = await writer.writeAll([
+        row('lost-1'),
+        row('lost-0'), // a replay of the earlier event
+        row('lost-1'), // a replay inside the batch
+      ]);
+      expect(results.map((r) => (r instanceof Error ? r.message : r.status))).toEqual([
+        'recorded',
+        'duplicate',
+        'duplicate',
+      ]);
+      expect((results[1] as AppendOutcome).row.costMicros).toBe(99);
+      expect(writer.stats()).toMatchObject({ batches: 0, batchesRecovered: 1, batchesFailed: 0 });
+      await writer.close();
+    });
+
     it('a failed batch stores nothing and rejects every waiter', async () => {
       const failing: LedgerStore = {
         ...store,
         driver: store.driver,
+        get: (ids: readonly string[]) => store.get(ids), // reads back: nothing was stored
         append: () => Promise.reject(new Error('disk on fire')),
       } as LedgerStore;
       const writer = new GroupCommitWriter(failing, 1, 1000);
@@ -182,15 +223,81 @@ conformance('SQLite', async () => ({
   cleanup: async () => sqliteDir.cleanup(),
 }));
 
+describe('SQLite writer thread', () => {
+  it('joins batches that queued up into one commit, and a refused batch fails alone', async () => {
+    const scratch = scratchDir();
+    const store = openSqliteLedger(scratch.dir);
+    try {
+      await store.migrate();
+      const before = (await store.writerSettings())?.commits ?? 0;
+      const ids = ['j-1', 'j-2', 'j-3', 'j-4', 'j-5', 'j-6'];
+      const outcomes = await Promise.all(ids.map((id) => store.append([row(id)])));
+      expect(outcomes.map((o) => o[0]?.status)).toEqual(ids.map(() => 'recorded'));
+      // Six batches posted in one turn: the thread takes the first, and the rest queue behind
+      // its commit and go in one more.
+      expect(((await store.writerSettings())?.commits ?? 0) - before).toBeLessThan(ids.length);
+
+      const bad = row('j-bad', { agentId: null as unknown as string }); // NOT NULL
+      const settled = await Promise.allSettled([
+        store.append([row('j-7')]),
+        store.append([row('j-8'), bad]),
+        store.append([row('j-9'), row('j-1')]),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      const third = (settled[2] as PromiseFulfilledResult<AppendOutcome[]>).value;
+      expect(third.map((o) => o.status)).toEqual(['recorded', 'duplicate']);
+      const stored = (await store.get([...ids, 'j-7', 'j-8', 'j-9', 'j-bad'])).map(
+        (r) => r.eventId,
+      );
+      expect(stored.sort()).toEqual([...ids, 'j-7', 'j-9'].sort());
+    } finally {
+      await store.close();
+      scratch.cleanup();
+    }
+  });
+
+  it('a batch in flight when the thread dies settles, and the next batch starts a new thread', async () => {
+    const scratch = scratchDir();
+    const store = openSqliteLedger(scratch.dir);
+    try {
+      await store.migrate();
+      expect((await store.append([row('w-1')]))[0]?.status).toBe('recorded');
+      const inFlight = store.append([row('w-2'), row('w-3')]);
+      await store.killWriter();
+      // The thread may have committed before it ended, with its answer lost: like a database
+      // connection dropped during COMMIT, the outcome is unknown, so the batch fails and the
+      // caller retries with the same ids. The retry tells which it was.
+      const settled = await inFlight.then(
+        () => 'committed',
+        (error: Error) => error.message,
+      );
+      if (settled !== 'committed') expect(settled).toMatch(/SQLite writer thread/);
+      const stored = (await store.get(['w-2', 'w-3'])).length;
+      expect([0, 2]).toContain(stored); // all or nothing
+      if (settled === 'committed') expect(stored).toBe(2);
+      const retry = await store.append([row('w-2'), row('w-3'), row('w-4')]);
+      const again = stored === 2 ? 'duplicate' : 'recorded';
+      expect(retry.map((o) => o.status)).toEqual([again, again, 'recorded']);
+      expect((await store.get(['w-1', 'w-2', 'w-3', 'w-4'])).length).toBe(4);
+    } finally {
+      await store.close();
+      scratch.cleanup();
+    }
+  });
+});
+
 describe('SQLite ledger settings', () => {
-  it('opens in WAL mode with the configured sync level and a large checkpoint interval', async () => {
+  it('writes in WAL mode with the configured sync level and a large checkpoint interval', async () => {
     const scratch = scratchDir();
     const store = openSqliteLedger(scratch.dir, 'normal');
     try {
-      const pragma = (name: string) => store.connection.pragma(name, { simple: true });
-      expect(pragma('journal_mode')).toBe('wal');
-      expect(pragma('synchronous')).toBe(1); // NORMAL
-      expect(pragma('wal_autocheckpoint')).toBe(SQLITE_WAL_AUTOCHECKPOINT_PAGES);
+      expect(store.connection.pragma('journal_mode', { simple: true })).toBe('wal');
+      // The writer thread's own connection: it is the one that commits and checkpoints.
+      expect(await store.writerSettings()).toMatchObject({
+        journalMode: 'wal',
+        synchronous: 1, // NORMAL
+        walAutocheckpoint: SQLITE_WAL_AUTOCHECKPOINT_PAGES,
+      });
     } finally {
       await store.close();
       scratch.cleanup();

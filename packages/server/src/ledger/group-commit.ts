@@ -28,6 +28,8 @@ export interface GroupCommitStats {
   readonly maxCommitMs: number;
   /** Reads run between batches (budget and tier-volume loads). */
   readonly reads: number;
+  /** Batches whose append failed but that were found committed when read back (not in `batches`). */
+  readonly batchesRecovered: number;
 }
 
 /** Outcome of one row of `writeAll`: committed (recorded or duplicate), or its batch failed. */
@@ -79,6 +81,7 @@ export class GroupCommitWriter {
     lastBatchEvents: 0,
     maxCommitMs: 0,
     reads: 0,
+    batchesRecovered: 0,
   };
 
   constructor(
@@ -191,19 +194,53 @@ export class GroupCommitWriter {
     if (this.idle()) for (const w of this.idleWaiters.splice(0)) w();
   }
 
+  /**
+   * After a failed append: whether the batch committed all the same, its answer lost (the
+   * PostgreSQL connection or the SQLite writer thread died during the commit). A batch is one
+   * transaction, so it committed exactly when every row of it is stored: then each row's
+   * outcome is read back (recorded when the stored row is the one written, else a duplicate),
+   * so the caller charges what was committed instead of answering 503 for it. Undefined when
+   * the batch did not commit, or the ledger cannot tell.
+   */
+  private async settledAnyway(batch: Pending[]): Promise<AppendOutcome[] | undefined> {
+    let stored: Map<string, LedgerRow>;
+    try {
+      stored = new Map(
+        (await this.store.get(batch.map((p) => p.row.eventId))).map((r) => [r.eventId, r]),
+      );
+    } catch {
+      return undefined;
+    }
+    const outcomes: AppendOutcome[] = [];
+    const first = new Set<string>();
+    for (const { row } of batch) {
+      const found = stored.get(row.eventId);
+      if (found === undefined) return undefined;
+      const recorded = !first.has(row.eventId) && sameRow(row, found);
+      first.add(row.eventId);
+      outcomes.push(recorded ? { status: 'recorded', row } : { status: 'duplicate', row: found });
+    }
+    return outcomes;
+  }
+
   private async commit(batch: Pending[]): Promise<void> {
     let outcomes: AppendOutcome[];
     const started = performance.now();
     try {
       outcomes = await this.store.append(batch.map((p) => p.row));
       this.counters.maxCommitMs = Math.max(this.counters.maxCommitMs, performance.now() - started);
+      this.counters.batches++;
     } catch (error) {
-      this.counters.batchesFailed++;
-      const failure = new LedgerUnavailableError(error);
-      for (const p of batch) deliver(p, failure);
-      return;
+      const settled = await this.settledAnyway(batch);
+      if (settled === undefined) {
+        this.counters.batchesFailed++;
+        const failure = new LedgerUnavailableError(error);
+        for (const p of batch) deliver(p, failure);
+        return;
+      }
+      this.counters.batchesRecovered++;
+      outcomes = settled;
     }
-    this.counters.batches++;
     this.counters.lastBatchEvents = batch.length;
     for (let i = 0; i < batch.length; i++) {
       const outcome = outcomes[i] as AppendOutcome;
@@ -212,6 +249,12 @@ export class GroupCommitWriter {
       deliver(batch[i] as Pending, outcome);
     }
   }
+}
+
+/** Whether two rows hold the same event as the same rating (a row read back against the one written). */
+function sameRow(a: LedgerRow, b: LedgerRow): boolean {
+  for (const key of Object.keys(a) as (keyof LedgerRow)[]) if (a[key] !== b[key]) return false;
+  return true;
 }
 
 function deliver(p: Pending, result: WriteResult): void {

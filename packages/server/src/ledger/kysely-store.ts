@@ -13,6 +13,7 @@ const HOUR_MS = 3_600_000;
 export class KyselyLedgerStore implements LedgerStore {
   /** Rows per INSERT statement in `append`. */
   protected readonly insertChunk: number = INSERT_CHUNK;
+  readonly appendConcurrency: number = 1;
 
   constructor(
     readonly driver: 'sqlite' | 'postgres',
@@ -32,41 +33,28 @@ export class KyselyLedgerStore implements LedgerStore {
   }
 
   async append(rows: readonly LedgerRow[]): Promise<AppendOutcome[]> {
-    // Duplicates inside the batch: the first occurrence is written, later ones are replays of it.
-    const firstIndex = new Map<string, number>();
-    const unique: LedgerRow[] = [];
-    rows.forEach((row, i) => {
-      if (!firstIndex.has(row.eventId)) {
-        firstIndex.set(row.eventId, i);
-        unique.push(row);
-      }
-    });
-    // One order for every batch: concurrent batches that share ids then wait on each other
-    // instead of deadlocking.
-    unique.sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
-    const inserted = new Set<string>();
-    const stored = new Map<string, LedgerRow>();
-    await this.db.transaction().execute(async (trx) => {
-      for (let i = 0; i < unique.length; i += this.insertChunk) {
-        const chunk = unique.slice(i, i + this.insertChunk);
-        for (const id of await this.insertNew(trx, chunk)) inserted.add(id);
-      }
-      const existing = unique.filter((r) => !inserted.has(r.eventId)).map((r) => r.eventId);
-      for (let i = 0; i < existing.length; i += INSERT_CHUNK) {
-        const found = await trx
-          .selectFrom('usage_events')
-          .selectAll()
-          .where('event_id', 'in', existing.slice(i, i + INSERT_CHUNK))
-          .execute();
-        for (const r of found) stored.set(r.event_id, fromColumns(r));
-      }
-    });
-    return rows.map((row, i) => {
-      if (inserted.has(row.eventId) && firstIndex.get(row.eventId) === i) {
-        return { status: 'recorded', row };
-      }
-      const original = stored.get(row.eventId) ?? unique.find((u) => u.eventId === row.eventId);
-      return { status: 'duplicate', row: original ?? row };
+    return appendOnce(rows, async (unique) => {
+      // One order for every batch: concurrent batches that share ids then wait on each other
+      // instead of deadlocking.
+      unique.sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
+      const stored = new Map<string, LedgerRow>();
+      await this.db.transaction().execute(async (trx) => {
+        const inserted = new Set<string>();
+        for (let i = 0; i < unique.length; i += this.insertChunk) {
+          const chunk = unique.slice(i, i + this.insertChunk);
+          for (const id of await this.insertNew(trx, chunk)) inserted.add(id);
+        }
+        const existing = unique.filter((r) => !inserted.has(r.eventId)).map((r) => r.eventId);
+        for (let i = 0; i < existing.length; i += INSERT_CHUNK) {
+          const found = await trx
+            .selectFrom('usage_events')
+            .selectAll()
+            .where('event_id', 'in', existing.slice(i, i + INSERT_CHUNK))
+            .execute();
+          for (const r of found) stored.set(r.event_id, fromColumns(r));
+        }
+      });
+      return stored;
     });
   }
 
@@ -176,6 +164,30 @@ export class KyselyLedgerStore implements LedgerStore {
     await this.db.destroy();
     await this.onClose();
   }
+}
+
+/**
+ * A batch's outcomes, with ids repeated inside it answered here: each id is written once (its
+ * first row), and later rows with that id are replays of it. `write` stores the unique rows in
+ * one transaction and returns the stored row of every id that was already there.
+ */
+export async function appendOnce(
+  rows: readonly LedgerRow[],
+  write: (unique: LedgerRow[]) => Promise<Map<string, LedgerRow>>,
+): Promise<AppendOutcome[]> {
+  const first = new Map<string, LedgerRow>();
+  for (const row of rows) if (!first.has(row.eventId)) first.set(row.eventId, row);
+  const existing = await write([...first.values()]);
+  const answered = new Set<string>();
+  return rows.map((row) => {
+    const stored = existing.get(row.eventId);
+    if (stored !== undefined) return { status: 'duplicate', row: stored };
+    if (answered.has(row.eventId)) {
+      return { status: 'duplicate', row: first.get(row.eventId) as LedgerRow };
+    }
+    answered.add(row.eventId);
+    return { status: 'recorded', row };
+  });
 }
 
 /** A row as the table's columns. */

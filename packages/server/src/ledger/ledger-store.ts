@@ -48,6 +48,8 @@ export interface UsageTotals {
 export interface LedgerStore {
   /** Which implementation, for logs and stats. */
   readonly driver: 'sqlite' | 'postgres';
+  /** Batches that may be appending at once: the group-commit writer's in-flight limit. */
+  readonly appendConcurrency: number;
   /** Creates or upgrades the tables. */
   migrate(): Promise<void>;
   /**

@@ -14,6 +14,15 @@ export class PostgresLedgerStore extends KyselyLedgerStore {
   /** One statement per batch: the whole batch is one parameter. */
   protected override readonly insertChunk = 100_000;
 
+  /** Commits overlap: one batch per pooled connection. */
+  constructor(
+    db: Kysely<LedgerDatabase>,
+    schema: string,
+    override readonly appendConcurrency: number,
+  ) {
+    super('postgres', db, async () => {}, schema);
+  }
+
   protected override async insertNew(
     trx: Transaction<LedgerDatabase>,
     rows: readonly LedgerRow[],
@@ -61,7 +70,7 @@ export async function openPostgresLedger(
   });
   const db = new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool }) });
   await sql`select 1`.execute(db);
-  return new PostgresLedgerStore('postgres', db, async () => {}, schema);
+  return new PostgresLedgerStore(db, schema, poolSize);
 }
 
 function quoteIdent(name: string): string {

@@ -8,6 +8,7 @@ export interface RatingCounters {
   readonly ledger: {
     readonly batches: number;
     readonly batchesFailed: number;
+    readonly batchesRecovered: number;
     readonly eventsRecorded: number;
     readonly eventsDuplicate: number;
     readonly queued: number;
@@ -200,12 +201,13 @@ function ratingFamilies(): FamilySpec[] {
     ),
     family(
       'openclaw_ledger_batches_total',
-      'Group-commit transactions, committed or failed',
+      'Group-commit transactions: committed, failed, or recovered (failed, then found committed)',
       'counter',
       ['outcome'],
       (r) => [
         [{ outcome: 'committed' }, r.ledger.batches],
         [{ outcome: 'failed' }, r.ledger.batchesFailed],
+        [{ outcome: 'recovered' }, r.ledger.batchesRecovered],
       ],
     ),
     family(
