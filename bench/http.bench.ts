@@ -118,6 +118,8 @@ const TARGETS = {
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const NODE_ARGS = ['--conditions=@openclaw-edge/source', '--import', 'tsx'] as const;
+/** Ours runs as `npm start` runs it (the README says why). */
+const OURS_NODE_ARGS = ['--max-semi-space-size=64'] as const;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers (as in core.bench.ts)
@@ -332,12 +334,10 @@ function contenders(tmp: string, deniedLimit: () => LimitSpec): Record<Name, Con
       const dir = join(tmp, `${name}-${++sessions}`);
       mkdirSync(dir, { recursive: true });
       const config = oursConfig(dir, limit());
-      return startServer(
-        name,
-        ['packages/server/src/main.ts', 'serve', '--config', config],
-        {},
-        extra,
-      );
+      return startServer(name, ['packages/server/src/main.ts', 'serve', '--config', config], {}, [
+        ...OURS_NODE_ARGS,
+        ...extra,
+      ]);
     },
   });
   const peer = (name: Name, script: string): Contender => ({
@@ -1358,7 +1358,7 @@ async function runAll(
     date: new Date().toISOString(),
     command: 'npm run bench -- http',
     node_command: nodeCommand(),
-    server_command: `node ${NODE_ARGS.join(' ')} packages/server/src/main.ts serve --config <tmp>/config.yaml`,
+    server_command: `node ${[...OURS_NODE_ARGS, ...NODE_ARGS].join(' ')} packages/server/src/main.ts serve --config <tmp>/config.yaml`,
     node_version: process.version,
     v8_version: process.versions.v8,
     platform: `${process.platform} ${process.arch}`,

@@ -18,17 +18,8 @@ export function progress(message: string): void {
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Small, fast, seeded PRNG (mulberry32); returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Small, fast, seeded PRNG (the simulator's mulberry32); returns floats in [0, 1). */
+export { mulberry32 } from '../sim/random.js';
 
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -124,7 +115,11 @@ export function startEdgeProcess(configPath: string, label = 'edge'): Promise<Ed
     'DATABASE_URL',
   ])
     delete env[k];
+  // OPENCLAW_BENCH_CPU_PROF=DIR: each server writes a V8 CPU profile into DIR when it stops.
+  const profileDir = process.env.OPENCLAW_BENCH_CPU_PROF;
   const args = [
+    '--max-semi-space-size=64', // as `npm start` runs it
+    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
     '--conditions=@openclaw-edge/source',
     '--import',
     'tsx',
