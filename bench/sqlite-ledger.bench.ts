@@ -1,6 +1,7 @@
 /**
  * Where the SQLite ledger's time goes, without HTTP: the real store (`openSqliteLedger`, its
- * migrations and its `append`) writing batches of events, in-process, on the data disk and on
+ * migrations and its `append`, through its writer thread, one batch at a time) writing batches
+ * of events, in-process, on the data disk and on
  * tmpfs (`/dev/shm`, where fsync costs nothing), with synchronous FULL and NORMAL, at several
  * batch sizes. The difference between the two places is the price of durability on this disk;
  * the tmpfs figure is SQLite's own CPU per row.
