@@ -14,17 +14,26 @@ export interface RestoreReport {
 }
 
 /**
- * Loads a snapshot into a fresh limiter: overrides first (so agents are created under them),
- * then bucket states. A bucket saved under parameters that have since changed in config is
- * rebased onto the new limit, as a live policy change would be; the limit saved with it says
- * what its counters meant.
+ * Loads a snapshot into a limiter: overrides first, so agents are created under them (a removal
+ * record clears one the limiter holds), then bucket states. A bucket saved under parameters that
+ * have since changed in config is rebased onto the new limit, as a live policy change would be;
+ * the limit saved with it says what its counters meant.
  */
 export function restoreSnapshot(
   limiter: Limiter,
   snapshot: Snapshot,
   nowMs: number,
 ): RestoreReport {
-  for (const o of snapshot.overrides) limiter.setOverride(o.agentId, o.policy, nowMs);
+  let overrides = 0;
+  for (const o of snapshot.overrides) {
+    if (o.policy !== undefined) {
+      limiter.setOverride(o.agentId, o.policy, nowMs);
+      overrides++;
+    } else if (limiter.getOverride(o.agentId) !== undefined) {
+      // A removal (the exporter reads the edge's snapshots again and again).
+      limiter.clearOverride(o.agentId, nowMs);
+    }
+  }
   let rebased = 0;
   let dropped = 0;
   const agents = new Set<string>();
@@ -50,6 +59,6 @@ export function restoreSnapshot(
     buckets: entries.length,
     rebased,
     dropped,
-    overrides: snapshot.overrides.length,
+    overrides,
   };
 }

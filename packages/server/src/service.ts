@@ -124,8 +124,13 @@ export class EdgeService {
       tiers: () => this.policies.tiers,
       isReady: () => this.ready,
       overrideChanged: (agentId, policy) => {
-        this.store.saveOverride(agentId, policy);
-        this.replicator?.overrideChanged(agentId, policy);
+        const record = this.replicator?.overrideChanged(agentId, policy) ?? {
+          agentId,
+          policy,
+          at: Date.now(),
+          node: limiter.nodeId,
+        };
+        this.store.saveOverride(record);
       },
       replication: () => this.replicator?.status(),
       maxBatch: config.server.max_batch,
@@ -307,8 +312,10 @@ export class EdgeService {
       syncIntervalMs: r.sync_interval_ms,
       antiEntropyIntervalMs: r.anti_entropy_interval_ms,
       ...(this.metrics === undefined ? {} : { metrics: this.metrics }),
-      // A peer's override is kept like one set here: it survives a restart.
-      overrideApplied: (agentId, policy) => this.store.saveOverride(agentId, policy),
+      // A peer's override is kept like one set here: it survives a restart, and so does the
+      // order of every record (a restarted replica does not take back an older one).
+      overrideApplied: (record) => this.store.saveOverride(record),
+      overrides: this.store.overrides(),
     });
     await this.replicator.start(r.startup_sync_ms);
     this.logger.info(

@@ -25,13 +25,19 @@ afterEach(async () => {
 });
 afterAll(() => scratch.cleanup());
 
-function replicaConfig(id: string, meshPort: number, peers: readonly string[], extra = ''): string {
+function replicaConfig(
+  id: string,
+  meshPort: number,
+  peers: readonly string[],
+  extra = '',
+  snapshots = false,
+): string {
   return writeConfig(
     scratch.dir,
     `
 node_id: ${id}
 data_dir: ${scratch.dir}/${id}
-snapshot: { enabled: false }
+snapshot: { enabled: ${snapshots} }
 limits:
   - { name: daily, capacity: ${CAPACITY}, refill: ${CAPACITY}, per: day }
 replication:
@@ -53,6 +59,11 @@ async function check(edge: Edge, agent: string, cost = 1): Promise<boolean> {
   const r = await call(edge.url, 'POST', '/v1/check', { agent_id: agent, cost });
   if (r.status !== 200 && r.status !== 429) throw new Error(`check answered ${r.status}`);
   return r.status === 200;
+}
+
+async function capacity(edge: Edge, agent: string): Promise<number | undefined> {
+  const r = await call(edge.url, 'GET', `/v1/agents/${agent}`);
+  return (r.body.limits as { capacity: number }[])[0]?.capacity;
 }
 
 async function remaining(edge: Edge, agent: string): Promise<number> {
@@ -189,5 +200,40 @@ describe('mesh replication between real processes', () => {
     await expect(
       startEdge({ configPath: replicaConfig('t2', port as number, peers) }),
     ).rejects.toThrow(/EADDRINUSE.*replication\.mesh\.port/s);
+  });
+
+  it('keeps the order of runtime overrides across restarts: no replica takes back an older one', async () => {
+    const ports = await freePorts(2);
+    const peers = ports.map((p) => `127.0.0.1:${p}`);
+    const configs = ['o1', 'o2'].map((id, i) =>
+      replicaConfig(id, ports[i] as number, peers, '', true),
+    );
+    const start = (i: number) => startEdge({ configPath: configs[i] as string });
+    const put = (edge: Edge, agent: string, capacity: number) =>
+      call(edge.url, 'PUT', `/v1/agents/${agent}/policy`, {
+        limits: [{ name: 'daily', capacity, refill: capacity, per: 'day' }],
+      });
+    const [a, b] = await Promise.all([start(0), start(1)]);
+    edges.push(a, b);
+    expect((await put(a, 'vip', 500)).status).toBe(200);
+    expect((await put(a, 'gone', 300)).status).toBe(200);
+    await eventually(
+      async () => (await capacity(b, 'vip')) === 500 && (await capacity(b, 'gone')) === 300,
+    );
+    // o2 goes away; o1 changes one override, removes the other, and restarts too.
+    expect(await b.stop('SIGTERM')).toBe(0);
+    expect((await put(a, 'vip', 700)).status).toBe(200);
+    expect((await call(a.url, 'DELETE', '/v1/agents/gone/policy')).status).toBe(204);
+    expect(await a.stop('SIGTERM')).toBe(0);
+    // Each comes back with its own snapshot: o2's holds the older settings.
+    const [a2, b2] = await Promise.all([start(0), start(1)]);
+    edges.push(a2, b2);
+    await eventually(async () => {
+      for (const edge of [a2, b2]) {
+        if ((await capacity(edge, 'vip')) !== 700) return false;
+        if ((await capacity(edge, 'gone')) !== CAPACITY) return false;
+      }
+      return true;
+    });
   });
 });

@@ -362,6 +362,21 @@ describe('override records', () => {
     }
   });
 
+  it('a change made here wins over a record stamped by a clock ahead of this one', () => {
+    const ahead = { agentId: 'x', policy: gold, at: 5_000, node: 'b' };
+    const log = new OverrideLog();
+    log.offer(ahead);
+    const mine = log.stamp('x', undefined, 1_000, 'a');
+    expect(mine).toEqual({ agentId: 'x', policy: undefined, at: 5_001, node: 'a' });
+    expect(log.all()).toEqual([mine]);
+    // Every replica that holds the record it replaced takes it.
+    const peer = new OverrideLog();
+    peer.offer(ahead);
+    expect(peer.offer(mine)).toBe(true);
+    // Without a later record held, the change is stamped with the time it was made.
+    expect(new OverrideLog().stamp('y', gold, 1_000, 'a').at).toBe(1_000);
+  });
+
   it('survive the wire, and malformed payloads are refused', () => {
     const wire = decodeOverrides(
       encodeOverrides([{ agentId: 'x', policy: gold, at: 1, node: 'a' }]),

@@ -1,7 +1,9 @@
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { definePolicy } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
 import { EdgeService, restoreSnapshot, SqliteSnapshotStore } from '@openclaw-edge/server';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { scratchDir, writeConfig } from './harness.js';
 
@@ -44,5 +46,66 @@ describe('snapshots', () => {
     store.close();
     expect(fresh.peek('a0', now).limits[0]?.remaining).toBeCloseTo(7, 6);
     expect(fresh.peek('a2499', now).limits[0]?.remaining).toBeCloseTo(7, 6);
+  });
+});
+
+describe('override records in the snapshot', () => {
+  const gold = definePolicy([{ name: 'r', capacity: 500, refill: 5, per: 'hour' }]);
+  const limiterOf = () =>
+    new Limiter({
+      nodeId: 'n',
+      incarnation: 1,
+      defaultPolicy: definePolicy([{ name: 'r', capacity: 10, refill: 1, per: 'hour' }]),
+    });
+
+  it('keep their time and node across a reopen, and a removal stays a record', () => {
+    const s = scratchDir();
+    cleanups.push(s.cleanup);
+    const store = new SqliteSnapshotStore(s.dir);
+    store.saveOverride({ agentId: 'vip', policy: gold, at: 1_000, node: 'a' });
+    store.saveOverride({ agentId: 'gone', policy: gold, at: 1_000, node: 'a' });
+    store.saveOverride({ agentId: 'gone', policy: undefined, at: 2_000, node: 'b' });
+    store.close();
+
+    const reopened = new SqliteSnapshotStore(s.dir);
+    cleanups.push(() => reopened.close());
+    const records = reopened.overrides().sort((x, y) => x.agentId.localeCompare(y.agentId));
+    expect(records.map((r) => [r.agentId, r.at, r.node, r.policy === undefined])).toEqual([
+      ['gone', 2_000, 'b', true],
+      ['vip', 1_000, 'a', false],
+    ]);
+    expect(records[1]?.policy?.limits[0]?.fingerprint).toBe(gold.limits[0]?.fingerprint);
+    // Restoring applies the setting; the removal clears an override the limiter holds.
+    const limiter = limiterOf();
+    limiter.setOverride('gone', gold, Date.now());
+    expect(restoreSnapshot(limiter, reopened.load(), Date.now()).overrides).toBe(1);
+    expect(limiter.getOverride('vip')?.limits[0]?.capacityTokens).toBe(500);
+    expect(limiter.getOverride('gone')).toBeUndefined();
+  });
+
+  it('migrates a version 1 file: its overrides stay, ordered before any timed record', () => {
+    const s = scratchDir();
+    cleanups.push(s.cleanup);
+    mkdirSync(s.dir, { recursive: true });
+    const v1 = new Database(join(s.dir, 'snapshot.sqlite'));
+    v1.exec(`
+      CREATE TABLE buckets (agent_id TEXT NOT NULL, limit_name TEXT NOT NULL, state BLOB NOT NULL,
+        saved_limit TEXT NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY (agent_id, limit_name)) WITHOUT ROWID;
+      CREATE TABLE overrides (agent_id TEXT PRIMARY KEY, limits TEXT NOT NULL) WITHOUT ROWID;
+      PRAGMA user_version = 1;
+    `);
+    v1.prepare('INSERT INTO overrides (agent_id, limits) VALUES (?, ?)').run(
+      'vip',
+      JSON.stringify(gold.limits),
+    );
+    v1.close();
+
+    const store = new SqliteSnapshotStore(s.dir);
+    cleanups.push(() => store.close());
+    const [record] = store.overrides();
+    expect(record).toMatchObject({ agentId: 'vip', at: 0, node: '' });
+    expect(record?.policy?.limits[0]?.capacityTokens).toBe(500);
+    store.saveOverride({ agentId: 'vip', policy: undefined, at: 5, node: 'a' });
+    expect(store.overrides()).toEqual([{ agentId: 'vip', policy: undefined, at: 5, node: 'a' }]);
   });
 });

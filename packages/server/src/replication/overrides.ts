@@ -1,20 +1,14 @@
 import { type AgentPolicy, type Limit, MAX_LIMITS_PER_AGENT } from '@openclaw-edge/core';
-import { limitFromJson } from '../snapshot/snapshot-store.js';
+import { limitFromJson, type OverrideRecord } from '../snapshot/snapshot-store.js';
 
-/**
+export type { OverrideRecord };
+
+/*
  * Runtime policy overrides (`PUT/DELETE /v1/agents/{id}/policy`) across the fleet: a
  * last-writer-wins register per agent, ordered by (time, node id), so every replica that has
- * seen the same changes holds the same override whatever the order they arrived in. A removal
- * is a record too (policy undefined), so it beats the older setting it removes.
+ * seen the same changes holds the same override whatever the order they arrived in. The
+ * records (removals too) are kept in the snapshot, so a restart keeps their order.
  */
-export interface OverrideRecord {
-  readonly agentId: string;
-  /** The override, or undefined for "back to the configured policy". */
-  readonly policy: AgentPolicy | undefined;
-  /** Wall-clock ms of the change on the replica that made it. */
-  readonly at: number;
-  readonly node: string;
-}
 
 /** Wire form of one record (a frame payload is a JSON array of them). */
 interface OverrideJson {
@@ -46,6 +40,22 @@ export class OverrideLog {
 
   all(): OverrideRecord[] {
     return [...this.records.values()];
+  }
+
+  /**
+   * A change made on `node` now: stamped `nowMs`, or just after the record held for the agent
+   * when that one is later (a peer's clock ahead of this one), so the change made here wins.
+   */
+  stamp(agentId: string, policy: AgentPolicy | undefined, nowMs: number, node: string) {
+    const held = this.records.get(agentId);
+    const record: OverrideRecord = {
+      agentId,
+      policy,
+      at: held === undefined || nowMs > held.at ? nowMs : held.at + 1,
+      node,
+    };
+    this.records.set(agentId, record);
+    return record;
   }
 }
 

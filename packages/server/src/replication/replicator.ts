@@ -106,8 +106,10 @@ export interface ReplicatorOptions {
   readonly antiEntropyIntervalMs: number;
   readonly metrics?: EdgeMetrics;
   readonly now?: () => number;
-  /** A peer's runtime override was applied here (the service persists it). */
-  readonly overrideApplied?: (agentId: string, policy: AgentPolicy | undefined) => void;
+  /** A peer's runtime override record was applied here (the service persists it). */
+  readonly overrideApplied?: (record: OverrideRecord) => void;
+  /** The override records this replica kept from before (its snapshot): their order survives a restart. */
+  readonly overrides?: readonly OverrideRecord[];
 }
 
 /** Replication as GET /v1/replication reports it; lags are null until first heard. */
@@ -183,6 +185,7 @@ export class Replicator {
 
   constructor(private readonly options: ReplicatorOptions) {
     this.now = options.now ?? Date.now;
+    for (const record of options.overrides ?? []) this.overrides.offer(record);
     const limiter = options.limiter;
     this.context = {
       nodeId: limiter.nodeId,
@@ -269,12 +272,13 @@ export class Replicator {
 
   /**
    * A runtime override was set (or removed, `policy` undefined) on this replica: peers get it
-   * with the next tick, and it wins over any change they made earlier.
+   * with the next tick, and it wins over any change they made earlier. Returns the record (for
+   * the snapshot).
    */
-  overrideChanged(agentId: string, policy: AgentPolicy | undefined): void {
-    const record = { agentId, policy, at: this.now(), node: this.context.nodeId };
-    this.overrides.offer(record);
+  overrideChanged(agentId: string, policy: AgentPolicy | undefined): OverrideRecord {
+    const record = this.overrides.stamp(agentId, policy, this.now(), this.context.nodeId);
     this.pendingOverrides.push(record);
+    return record;
   }
 
   /** Applies the records of an `overrides` payload that are later than what is known here. */
@@ -290,7 +294,7 @@ export class Replicator {
       if (!this.overrides.offer(r)) continue;
       if (r.policy === undefined) this.options.limiter.clearOverride(r.agentId, now);
       else this.options.limiter.setOverride(r.agentId, r.policy, now);
-      this.options.overrideApplied?.(r.agentId, r.policy);
+      this.options.overrideApplied?.(r);
     }
     return true;
   }

@@ -1,16 +1,12 @@
-import type { AgentPolicy } from '@openclaw-edge/core';
-import type { Snapshot, SnapshotEntry, SnapshotStore } from './snapshot-store.js';
+import type { OverrideRecord, Snapshot, SnapshotEntry, SnapshotStore } from './snapshot-store.js';
 
 /** A snapshot store that keeps nothing across processes. */
 export class MemorySnapshotStore implements SnapshotStore {
   private readonly buckets = new Map<string, SnapshotEntry>();
-  private readonly overrides = new Map<string, AgentPolicy>();
+  private readonly records = new Map<string, OverrideRecord>();
 
   load(): Snapshot {
-    return {
-      entries: [...this.buckets.values()],
-      overrides: [...this.overrides].map(([agentId, policy]) => ({ agentId, policy })),
-    };
+    return { entries: [...this.buckets.values()], overrides: this.overrides() };
   }
 
   save(entries: readonly SnapshotEntry[], evicted: readonly string[]): void {
@@ -20,9 +16,12 @@ export class MemorySnapshotStore implements SnapshotStore {
     for (const [key, e] of this.buckets) if (gone.has(e.agentId)) this.buckets.delete(key);
   }
 
-  saveOverride(agentId: string, policy: AgentPolicy | undefined): void {
-    if (policy === undefined) this.overrides.delete(agentId);
-    else this.overrides.set(agentId, policy);
+  saveOverride(record: OverrideRecord): void {
+    this.records.set(record.agentId, record);
+  }
+
+  overrides(): OverrideRecord[] {
+    return [...this.records.values()];
   }
 
   close(): void {}

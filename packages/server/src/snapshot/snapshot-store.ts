@@ -14,10 +14,24 @@ export interface SnapshotEntry extends BucketEntry {
   readonly savedLimit: Limit;
 }
 
-/** What a snapshot holds: bucket states and runtime policy overrides. */
+/**
+ * A runtime policy override (`PUT/DELETE /v1/agents/{id}/policy`) as a last-writer-wins record:
+ * ordered by (time, node id) across the fleet. A removal is a record too (policy undefined), so
+ * it beats the older setting it removes, also after a restart.
+ */
+export interface OverrideRecord {
+  readonly agentId: string;
+  /** The override, or undefined for "back to the configured policy". */
+  readonly policy: AgentPolicy | undefined;
+  /** Wall-clock ms of the change on the replica that made it (0: saved before times were kept). */
+  readonly at: number;
+  readonly node: string;
+}
+
+/** What a snapshot holds: bucket states and runtime policy override records (removals too). */
 export interface Snapshot {
   readonly entries: SnapshotEntry[];
-  readonly overrides: { readonly agentId: string; readonly policy: AgentPolicy }[];
+  readonly overrides: OverrideRecord[];
 }
 
 /**
@@ -30,8 +44,13 @@ export interface SnapshotStore {
   load(): Snapshot;
   /** Upserts bucket states and deletes evicted agents, in one transaction. */
   save(entries: readonly SnapshotEntry[], evicted: readonly string[], nowMs: number): void;
-  /** Persists a runtime override (or its removal) at once: an acknowledged change survives a crash. */
-  saveOverride(agentId: string, policy: AgentPolicy | undefined): void;
+  /**
+   * Persists an override record (a setting or a removal) at once, replacing the agent's
+   * previous one: an acknowledged change survives a crash, with the time that orders it.
+   */
+  saveOverride(record: OverrideRecord): void;
+  /** The override records alone (what replication seeds its last-writer-wins log with). */
+  overrides(): OverrideRecord[];
   close(): void;
 }
 

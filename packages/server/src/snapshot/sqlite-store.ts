@@ -4,6 +4,7 @@ import { type AgentPolicy, decodeBucket, encodeBucket, type Limit } from '@openc
 import Database from 'better-sqlite3';
 import {
   limitFromJson,
+  type OverrideRecord,
   type Snapshot,
   type SnapshotEntry,
   type SnapshotStore,
@@ -12,18 +13,20 @@ import {
 /** The subset of better-sqlite3 this store calls. */
 type Db = InstanceType<typeof Database>;
 
-const SCHEMA_VERSION = 1;
+/** 2: override records keep their time and node, and removals are kept as rows (limits null). */
+const SCHEMA_VERSION = 2;
 
 /**
  * Snapshots in SQLite (better-sqlite3, WAL) in the data dir: one row per agent and limit with
- * the binary v1 state, one row per runtime override. The embedded default: no server needed.
+ * the binary v1 state, one row per agent ever given a runtime override (its latest record, a
+ * removal included). The embedded default: no server needed.
  */
 export class SqliteSnapshotStore implements SnapshotStore {
   private readonly db: Db;
   private readonly upsert;
   private readonly remove;
   private readonly putOverride;
-  private readonly dropOverride;
+  private readonly selectOverrides;
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true });
@@ -38,10 +41,11 @@ export class SqliteSnapshotStore implements SnapshotStore {
     );
     this.remove = this.db.prepare('DELETE FROM buckets WHERE agent_id = ?');
     this.putOverride = this.db.prepare(
-      `INSERT INTO overrides (agent_id, limits) VALUES (?, ?)
-       ON CONFLICT (agent_id) DO UPDATE SET limits = excluded.limits`,
+      `INSERT INTO overrides (agent_id, limits, at_ms, node) VALUES (?, ?, ?, ?)
+       ON CONFLICT (agent_id) DO UPDATE
+       SET limits = excluded.limits, at_ms = excluded.at_ms, node = excluded.node`,
     );
-    this.dropOverride = this.db.prepare('DELETE FROM overrides WHERE agent_id = ?');
+    this.selectOverrides = this.db.prepare('SELECT agent_id, limits, at_ms, node FROM overrides');
   }
 
   load(): Snapshot {
@@ -59,15 +63,25 @@ export class SqliteSnapshotStore implements SnapshotStore {
       state: decodeBucket(new Uint8Array(r.state.buffer, r.state.byteOffset, r.state.byteLength)),
       savedLimit: limitFromJson(JSON.parse(r.saved_limit) as Limit),
     }));
-    const overrideRows = this.db.prepare('SELECT agent_id, limits FROM overrides').all() as {
+    return { entries, overrides: this.overrides() };
+  }
+
+  overrides(): OverrideRecord[] {
+    const rows = this.selectOverrides.all() as {
       agent_id: string;
-      limits: string;
+      limits: string | null;
+      at_ms: number;
+      node: string;
     }[];
-    const overrides = overrideRows.map((r) => ({
+    return rows.map((r) => ({
       agentId: r.agent_id,
-      policy: { limits: (JSON.parse(r.limits) as Limit[]).map(limitFromJson) } as AgentPolicy,
+      policy:
+        r.limits === null
+          ? undefined
+          : ({ limits: (JSON.parse(r.limits) as Limit[]).map(limitFromJson) } as AgentPolicy),
+      at: r.at_ms,
+      node: r.node,
     }));
-    return { entries, overrides };
   }
 
   save(entries: readonly SnapshotEntry[], evicted: readonly string[], nowMs: number): void {
@@ -80,9 +94,9 @@ export class SqliteSnapshotStore implements SnapshotStore {
     })();
   }
 
-  saveOverride(agentId: string, policy: AgentPolicy | undefined): void {
-    if (policy === undefined) this.dropOverride.run(agentId);
-    else this.putOverride.run(agentId, JSON.stringify(policy.limits));
+  saveOverride(record: OverrideRecord): void {
+    const limits = record.policy === undefined ? null : JSON.stringify(record.policy.limits);
+    this.putOverride.run(record.agentId, limits, Math.floor(record.at), record.node);
   }
 
   close(): void {
@@ -97,21 +111,36 @@ export class SqliteSnapshotStore implements SnapshotStore {
       );
     }
     if (version === SCHEMA_VERSION) return;
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS buckets (
-        agent_id TEXT NOT NULL,
-        limit_name TEXT NOT NULL,
-        state BLOB NOT NULL,
-        saved_limit TEXT NOT NULL,
-        updated_ms INTEGER NOT NULL,
-        PRIMARY KEY (agent_id, limit_name)
-      ) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS overrides (
-        agent_id TEXT PRIMARY KEY,
-        limits TEXT NOT NULL
-      ) WITHOUT ROWID;
-      PRAGMA user_version = ${SCHEMA_VERSION};
-    `);
+    this.db.transaction(() => {
+      this.db.exec(`
+        CREATE TABLE IF NOT EXISTS buckets (
+          agent_id TEXT NOT NULL,
+          limit_name TEXT NOT NULL,
+          state BLOB NOT NULL,
+          saved_limit TEXT NOT NULL,
+          updated_ms INTEGER NOT NULL,
+          PRIMARY KEY (agent_id, limit_name)
+        ) WITHOUT ROWID;
+        CREATE TABLE overrides_v2 (
+          agent_id TEXT PRIMARY KEY,
+          limits TEXT,
+          at_ms INTEGER NOT NULL,
+          node TEXT NOT NULL
+        ) WITHOUT ROWID;
+      `);
+      if (version === 1) {
+        // v1 kept settings without their time: they order before any record that has one.
+        this.db.exec(`
+          INSERT INTO overrides_v2 (agent_id, limits, at_ms, node)
+            SELECT agent_id, limits, 0, '' FROM overrides;
+          DROP TABLE overrides;
+        `);
+      }
+      this.db.exec(`
+        ALTER TABLE overrides_v2 RENAME TO overrides;
+        PRAGMA user_version = ${SCHEMA_VERSION};
+      `);
+    })();
   }
 }
 
