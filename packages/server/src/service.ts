@@ -295,6 +295,7 @@ export class EdgeService {
       const limiter = this.limiter;
       transport = new RedisTransport({
         url: r.redis.url,
+        cluster: r.redis.cluster,
         prefix: r.redis.prefix,
         memberTtlMs: r.redis.member_ttl_ms,
         membershipIntervalMs: Math.min(1000, Math.floor(r.redis.member_ttl_ms / 3)),

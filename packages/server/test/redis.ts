@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 
 /** The Redis the tests share: REDIS_URL, or the local default. Tests never stop it. */
@@ -71,10 +74,13 @@ async function freePort(): Promise<number> {
 export class OwnRedis {
   private child: ChildProcess | undefined;
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly extraArgs: readonly string[],
+  ) {}
 
-  static async start(): Promise<OwnRedis> {
-    const r = new OwnRedis(await freePort());
+  static async start(extraArgs: readonly string[] = []): Promise<OwnRedis> {
+    const r = new OwnRedis(await freePort(), extraArgs);
     await r.restart();
     return r;
   }
@@ -87,7 +93,10 @@ export class OwnRedis {
   async restart(): Promise<void> {
     const child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      [
+        ...['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        ...this.extraArgs,
+      ],
       { stdio: 'ignore' },
     );
     this.child = child;
@@ -121,5 +130,73 @@ export class OwnRedis {
       child.once('exit', () => resolve());
       child.kill('SIGKILL');
     });
+  }
+}
+
+/**
+ * A Redis Cluster of the test's own: `size` masters on free ports (no replicas), the 16,384
+ * slots split evenly between them, for the transport's cluster mode.
+ */
+export class OwnRedisCluster {
+  private constructor(
+    readonly nodes: readonly OwnRedis[],
+    private readonly dir: string,
+  ) {}
+
+  static async start(size = 3): Promise<OwnRedisCluster> {
+    const dir = mkdtempSync(join(tmpdir(), 'openclaw-edge-cluster-'));
+    const nodes: OwnRedis[] = [];
+    const busPorts: number[] = [];
+    for (let i = 0; i < size; i++) {
+      busPorts.push(await freePort());
+      nodes.push(
+        await OwnRedis.start([
+          ...['--cluster-enabled', 'yes', '--dir', dir],
+          ...['--cluster-config-file', `nodes-${i}.conf`],
+          // The bus port would be port + 10000 by default, past 65535 for high ports.
+          ...['--cluster-port', String(busPorts[i])],
+        ]),
+      );
+    }
+    const cluster = new OwnRedisCluster(nodes, dir);
+    const clients = nodes.map((n) => new Redis(n.url, { maxRetriesPerRequest: 1 }));
+    try {
+      const per = Math.ceil(16_384 / size);
+      for (const [i, client] of clients.entries()) {
+        const last = Math.min(16_383, (i + 1) * per - 1);
+        await client.call('CLUSTER', 'ADDSLOTSRANGE', String(i * per), String(last));
+      }
+      for (let i = 1; i < size; i++) {
+        const [port, bus] = [(nodes[i] as OwnRedis).port, busPorts[i] as number];
+        await clients[0]?.call('CLUSTER', 'MEET', '127.0.0.1', String(port), String(bus));
+      }
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const infos = await Promise.all(clients.map((c) => c.call('CLUSTER', 'INFO')));
+        const ok = infos.every(
+          (info) =>
+            String(info).includes('cluster_state:ok') &&
+            String(info).includes(`cluster_known_nodes:${size}`),
+        );
+        if (ok) return cluster;
+        if (Date.now() > deadline) throw new Error('the test cluster did not form');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    } finally {
+      for (const c of clients) c.disconnect();
+    }
+  }
+
+  /** A seed node's URL (the client discovers the others). */
+  get url(): string {
+    return (this.nodes[0] as OwnRedis).url;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop()));
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }

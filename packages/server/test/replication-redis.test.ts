@@ -1,10 +1,17 @@
 import { definePolicy } from '@openclaw-edge/core';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisTransport, stateTtlFor } from '../src/replication/redis.js';
 import type { ReplicationTransport } from '../src/replication/replicator.js';
 import { call, type Edge, eventually, scratchDir, startEdge, writeConfig } from './harness.js';
-import { dropPrefix, OwnRedis, REDIS_URL, redisAvailable, uniquePrefix } from './redis.js';
+import {
+  dropPrefix,
+  OwnRedis,
+  OwnRedisCluster,
+  REDIS_URL,
+  redisAvailable,
+  uniquePrefix,
+} from './redis.js';
 import {
   forgedDelta,
   remaining,
@@ -37,7 +44,7 @@ function newPrefix(label: string): string {
 function startReplica(
   nodeId: string,
   prefix: string,
-  options: { url?: string; incarnation?: number } = {},
+  options: { url?: string; cluster?: boolean; incarnation?: number } = {},
 ): Promise<Replica> {
   return startInProcessReplica(
     running,
@@ -45,6 +52,7 @@ function startReplica(
     (limiter) =>
       new RedisTransport({
         url: options.url ?? REDIS_URL,
+        cluster: options.cluster ?? false,
         prefix,
         memberTtlMs: 2000,
         membershipIntervalMs: 100,
@@ -192,6 +200,56 @@ describe.skipIf(!redisUp)('redis replication (in-process replicas, the shared Re
   });
 });
 
+describe.skipIf(!redisUp)('redis replication on a Redis Cluster (three masters of its own)', () => {
+  let cluster: OwnRedisCluster | undefined;
+  beforeAll(async () => {
+    cluster = await OwnRedisCluster.start(3);
+  }, 30_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  /** Agent keys under `prefix` on each master. */
+  async function keysPerMaster(prefix: string): Promise<number[]> {
+    return Promise.all(
+      (cluster as OwnRedisCluster).nodes.map(async (node) => {
+        const client = new Redis(node.url);
+        try {
+          return (await client.keys(`${prefix}:a:*`)).length;
+        } finally {
+          client.disconnect();
+        }
+      }),
+    );
+  }
+
+  it('converges through the cluster, spreads agents over every master, and catches a cold replica up', async () => {
+    const url = (cluster as OwnRedisCluster).url;
+    const prefix = uniquePrefix('cluster');
+    const early = await Promise.all(
+      ['r1', 'r2'].map((id) => startReplica(id, prefix, { url, cluster: true })),
+    );
+    await eventually(() => early.every((r) => r.replicator.peers().length === 1));
+    charge(early, 30, 10);
+    // Deltas travel over the cluster's pub/sub.
+    await converged(early, 30, 80);
+    // Each agent's key lives on the master owning its slot: all 30 written, on every master.
+    await eventually(async () => (await keysPerMaster(prefix)).reduce((a, b) => a + b) === 30);
+    for (const count of await keysPerMaster(prefix)) expect(count).toBeGreaterThan(0);
+    // A replica that starts now learns the state by scanning every master, in one read.
+    const late = await startReplica('r3', prefix, { url, cluster: true });
+    for (let a = 0; a < 30; a++) {
+      expect(remaining(late, `agent-${a}`)).toBeCloseTo(
+        remaining(early[0] as Replica, `agent-${a}`),
+        0,
+      );
+    }
+    expect(late.transport.stats.scans).toBe(1);
+    expect(late.transport.stats.writeFailures).toBe(0);
+    expect(late.limiter.check('agent-0', 81, Date.now()).allowed).toBe(false);
+  });
+});
+
 describe.skipIf(!redisUp)('redis replication through an outage (a redis-server of its own)', () => {
   let own: OwnRedis | undefined;
   afterEach(async () => {
@@ -262,7 +320,7 @@ describe.skipIf(!redisUp)('redis replication between real edge processes', () =>
     own = undefined;
   });
   afterAll(() => scratch.cleanup());
-  const configFor = (nodeId: string, prefix: string, url = REDIS_URL) =>
+  const configFor = (nodeId: string, prefix: string, url = REDIS_URL, cluster = false) =>
     writeConfig(
       scratch.dir,
       [
@@ -274,7 +332,7 @@ describe.skipIf(!redisUp)('redis replication between real edge processes', () =>
         '  transport: redis',
         `  secret: ${SECRET}`,
         '  sync_interval_ms: 20',
-        `  redis: { url: ${JSON.stringify(url)}, prefix: ${prefix}, timeout_ms: 500 }`,
+        `  redis: { url: ${JSON.stringify(url)}, cluster: ${cluster}, prefix: ${prefix}, timeout_ms: 500 }`,
       ].join('\n'),
       `${nodeId}-${prefix}.yaml`,
     );
@@ -299,6 +357,36 @@ describe.skipIf(!redisUp)('redis replication between real edge processes', () =>
     const e3 = await startEdge({ configPath: configFor('e3', prefix) });
     edges.push(e3);
     expect(await remainingAt(e3)).toBe(85);
+  });
+
+  it('shares an agent through a Redis Cluster (redis.cluster: true)', async () => {
+    const cluster = await OwnRedisCluster.start(3);
+    try {
+      const prefix = uniquePrefix('edge-cluster');
+      for (const id of ['c1', 'c2']) {
+        edges.push(await startEdge({ configPath: configFor(id, prefix, cluster.url, true) }));
+      }
+      const [c1, c2] = edges as [Edge, Edge];
+      for (const [edge, times] of [
+        [c1, 7],
+        [c2, 3],
+      ] as const) {
+        for (let i = 0; i < times; i++) {
+          expect(
+            (await call(edge.url, 'POST', '/v1/check', { agent_id: 'shared-agent' })).status,
+          ).toBe(200);
+        }
+      }
+      await eventually(
+        async () => (await remainingAt(c1)) === 90 && (await remainingAt(c2)) === 90,
+      );
+      const e3 = await startEdge({ configPath: configFor('c3', prefix, cluster.url, true) });
+      edges.push(e3);
+      expect(await remainingAt(e3)).toBe(90);
+    } finally {
+      await Promise.all(edges.splice(0).map((e) => e.stop()));
+      await cluster.stop();
+    }
   });
 
   it('keeps answering while its Redis is stopped, and converges once it is back', async () => {

@@ -235,8 +235,10 @@ export const configSchema = z.strictObject({
         .prefault({}),
       redis: z
         .strictObject({
-          /** REDIS_URL sets it. */
+          /** REDIS_URL sets it; with `cluster`, any node of the cluster. */
           url: z.string().min(1).default('redis://127.0.0.1:6379'),
+          /** A Redis Cluster: agent keys spread over its masters by hash slot. */
+          cluster: z.boolean().default(false),
           /** Prefix of every key and channel. */
           prefix: name.default('openclaw-edge'),
           /** A replica whose presence is older than this has left the fleet. */

@@ -1,7 +1,14 @@
 import { type BucketEntry, decodeEntries, encodeEntries } from '@openclaw-edge/core';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import { DIGEST_BUCKETS } from './digest.js';
 import { type Frame, FrameError, FrameKind } from './frame.js';
+import {
+  CommandBatch,
+  createClient,
+  type RedisClient,
+  readRunIds,
+  scanTargets,
+} from './redis-client.js';
 import type { PullPoint, ReplicaContext, ReplicationTransport } from './replicator.js';
 
 /**
@@ -23,8 +30,10 @@ import type { PullPoint, ReplicaContext, ReplicationTransport } from './replicat
  *   is when it was last seen (membership).
  */
 export interface RedisTransportOptions {
-  /** `redis://host:port/db` (REDIS_URL). */
+  /** `redis://host:port/db` (REDIS_URL); with `cluster`, any node of the cluster. */
   readonly url: string;
+  /** A Redis Cluster: keys spread over its masters by hash slot (one slot per agent key). */
+  readonly cluster?: boolean;
   /** Prefix of every key and of the channel. */
   readonly prefix: string;
   /** A replica not seen for this long has left the fleet. */
@@ -98,9 +107,9 @@ export class RedisTransport implements ReplicationTransport {
     rejectedFields: 0,
   };
   private ctx: ReplicaContext | undefined;
-  /** Commands and publishes, in order on one connection: writes land before the publish. */
-  private cmd: Redis | undefined;
-  private sub: Redis | undefined;
+  /** Commands and publishes (writes land before the publish, see {@link CommandBatch}). */
+  private cmd: RedisClient | undefined;
+  private sub: RedisClient | undefined;
   private readonly channel: string;
   private readonly membersKey: string;
   /** Hash: field node id = an `overrides` frame with every override that node knew. */
@@ -174,18 +183,25 @@ export class RedisTransport implements ReplicationTransport {
       maxRetriesPerRequest: 0,
       retryStrategy: (times) => Math.min(50 * times, 1000),
     };
+    const { url } = this.options;
+    const cluster = this.options.cluster === true;
     // No offline queue: while Redis is down a command fails at once instead of piling up.
-    const cmd = new Redis(this.options.url, {
-      ...base,
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false,
-      connectionName: `openclaw-edge:${context.nodeId}`,
+    const cmd = createClient({
+      url,
+      cluster,
+      offlineQueue: false,
+      redis: {
+        ...base,
+        autoResendUnfulfilledCommands: false,
+        connectionName: `openclaw-edge:${context.nodeId}`,
+      },
     });
     // The subscriber keeps its SUBSCRIBE queued while Redis is down, and renews it on reconnects.
-    const sub = new Redis(this.options.url, {
-      ...base,
-      maxRetriesPerRequest: null,
-      autoResubscribe: true,
+    const sub = createClient({
+      url,
+      cluster,
+      offlineQueue: true,
+      redis: { ...base, maxRetriesPerRequest: null, autoResubscribe: true },
     });
     this.cmd = cmd;
     this.sub = sub;
@@ -385,8 +401,7 @@ export class RedisTransport implements ReplicationTransport {
   }
 
   private async readRunId(): Promise<string | undefined> {
-    const info = await this.cmd?.info('server');
-    return /run_id:([0-9a-f]+)/.exec(info ?? '')?.[1];
+    return this.cmd === undefined ? undefined : readRunIds(this.cmd);
   }
 
   /** Starts a flush unless one runs; a running one picks up whatever was queued meanwhile. */
@@ -452,20 +467,19 @@ export class RedisTransport implements ReplicationTransport {
 
   /** Writes the queued views, publishes the queued deltas, then advances the pull point. */
   private async flushOnce(): Promise<void> {
-    const cmd = this.cmd as Redis;
     const writes = this.pendingWrites;
     const frames = this.pendingPublish;
     const at = this.pendingPoint;
     this.pendingWrites = new Map();
     this.pendingPublish = [];
-    const batch = cmd.pipeline();
+    const batch = new CommandBatch(this.cmd as RedisClient);
     for (const [agentId, w] of writes) this.queueWrite(batch, agentId, w.entries, w);
     if (this.overridesDue) {
       this.overridesDue = false;
       batch.hset(this.overridesKey, this.context.nodeId, this.overridesFrame());
     }
     for (const frame of frames) batch.publish(this.channel, frame);
-    checkResults(await batch.exec());
+    await batch.exec();
     this.stats.published += frames.length;
     for (const frame of frames) this.context.countBytes('sent', frame.length);
     // Only now does Redis hold every charge made before `at.sentAtMs` (needsRewrite is still
@@ -481,7 +495,7 @@ export class RedisTransport implements ReplicationTransport {
    */
   private async rewrite(): Promise<void> {
     const c = this.context;
-    const cmd = this.cmd as Redis;
+    const cmd = this.cmd as RedisClient;
     await this.writePresence();
     // Overrides set while Redis was away (or before it restarted empty), both ways.
     await this.readOverrides();
@@ -498,18 +512,18 @@ export class RedisTransport implements ReplicationTransport {
     for (let from = 0; from < DIGEST_BUCKETS; from += 64) {
       const { entries } = await c.entriesOf(all.slice(from, from + 64), Number.POSITIVE_INFINITY);
       const byAgent = groupByAgent(entries);
-      let batch = cmd.pipeline();
+      let batch = new CommandBatch(cmd);
       let inBatch = 0;
       for (const [agentId, list] of byAgent) {
         this.queueWrite(batch, agentId, list, at);
         agents++;
         if (++inBatch >= this.batchSize) {
-          checkResults(await batch.exec());
-          batch = cmd.pipeline();
+          await batch.exec();
+          batch = new CommandBatch(cmd);
           inBatch = 0;
         }
       }
-      if (inBatch > 0) checkResults(await batch.exec());
+      if (inBatch > 0) await batch.exec();
       if (this.needsRewrite) throw new Error('Redis connection lost during the rewrite');
     }
     if (this.needsRewrite) throw new Error('a delta was dropped during the rewrite');
@@ -520,7 +534,7 @@ export class RedisTransport implements ReplicationTransport {
   }
 
   private queueWrite(
-    batch: ReturnType<Redis['pipeline']>,
+    batch: CommandBatch,
     agentId: string,
     entries: readonly BucketEntry[],
     at: { readonly seq: number; readonly sentAtMs: number },
@@ -620,37 +634,38 @@ export class RedisTransport implements ReplicationTransport {
    */
   private async scan(): Promise<Map<string, PullPoint>> {
     const c = this.context;
-    const cmd = this.cmd as Redis;
+    const cmd = this.cmd as RedisClient;
     const { points } = await this.readPresence();
     const pattern = `${this.options.prefix}:a:*`;
-    let cursor = '0';
     let keys = 0;
     const rejectedBefore = this.stats.rejectedFields;
-    do {
-      const [next, page] = await cmd.scan(cursor, 'MATCH', pattern, 'COUNT', this.batchSize);
-      cursor = next;
-      if (page.length === 0) continue;
-      const batch = cmd.pipeline();
-      for (const key of page) batch.hgetallBuffer(key);
-      const results = await batch.exec();
-      for (const [error, hash] of results ?? []) {
-        if (error !== null) throw error;
-        const entries: BucketEntry[] = [];
-        for (const [field, value] of Object.entries(hash as Record<string, Buffer>)) {
-          try {
-            const f = c.codec.decode(value);
-            if (f.kind !== FrameKind.entries || f.nodeId !== field) {
-              throw new FrameError('frame_malformed', 'not a state field');
+    // A cluster's keys are spread over its masters: each is scanned in turn.
+    for (const target of scanTargets(cmd)) {
+      let cursor = '0';
+      do {
+        const [next, page] = await target.scan(cursor, 'MATCH', pattern, 'COUNT', this.batchSize);
+        cursor = next;
+        if (page.length === 0) continue;
+        const batch = new CommandBatch(cmd);
+        for (const key of page) batch.hgetallBuffer(key);
+        for (const hash of await batch.exec()) {
+          const entries: BucketEntry[] = [];
+          for (const [field, value] of Object.entries(hash as Record<string, Buffer>)) {
+            try {
+              const f = c.codec.decode(value);
+              if (f.kind !== FrameKind.entries || f.nodeId !== field) {
+                throw new FrameError('frame_malformed', 'not a state field');
+              }
+              entries.push(...decodeEntries(f.payload));
+            } catch {
+              this.stats.rejectedFields++;
             }
-            entries.push(...decodeEntries(f.payload));
-          } catch {
-            this.stats.rejectedFields++;
           }
+          c.mergeEntries(entries);
         }
-        c.mergeEntries(entries);
-      }
-      keys += page.length;
-    } while (cursor !== '0');
+        keys += page.length;
+      } while (cursor !== '0');
+    }
     this.stats.scans++;
     this.scannedOnce = true;
     this.lastFullScanAt = c.now();
@@ -671,12 +686,6 @@ function groupByAgent(entries: readonly BucketEntry[]): Map<string, BucketEntry[
     else list.push(e);
   }
   return byAgent;
-}
-
-/** Throws the first error of a pipeline (ioredis reports them per command). */
-function checkResults(results: [Error | null, unknown][] | null): void {
-  if (results === null) throw new Error('pipeline aborted');
-  for (const [error] of results) if (error !== null) throw error;
 }
 
 function redactUrl(url: string): string {
