@@ -7,6 +7,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
  */
 export class FaultProxy {
   private blocked = false;
+  /** Added to everything the target sends back (see `slow`). */
+  private delayMs = 0;
   private readonly sockets = new Set<Socket>();
   private constructor(
     private readonly server: Server,
@@ -31,7 +33,12 @@ export class FaultProxy {
         });
       }
       client.pipe(upstream);
-      upstream.pipe(client);
+      // Every chunk waits the same delay, so the order is kept.
+      upstream.on('data', (chunk: Buffer) => {
+        if (p.delayMs === 0) client.write(chunk);
+        else setTimeout(() => client.write(chunk), p.delayMs);
+      });
+      upstream.on('end', () => setTimeout(() => client.end(), p.delayMs));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as { port: number }).port;
@@ -47,6 +54,11 @@ export class FaultProxy {
 
   heal(): void {
     this.blocked = false;
+  }
+
+  /** Delays every answer of the target by `ms` (a slow or distant server). */
+  slow(ms: number): void {
+    this.delayMs = ms;
   }
 
   async close(): Promise<void> {

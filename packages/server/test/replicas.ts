@@ -18,13 +18,14 @@ export interface Replica<T extends ReplicationTransport> {
 
 /**
  * Starts a replica over the transport `makeTransport` builds for its limiter (ticks every 20 ms,
- * anti-entropy every 200 ms, start-up pulls bounded at 2 s) and adds it to `running`.
+ * anti-entropy every 200 ms, start-up sync bounded at `startupMs`, 2 s by default) and adds it
+ * to `running`.
  */
 export async function startInProcessReplica<T extends ReplicationTransport>(
   running: Replica<ReplicationTransport>[],
   nodeId: string,
   makeTransport: (limiter: Limiter) => T,
-  options: { secret?: string; incarnation?: number; policy?: AgentPolicy } = {},
+  options: { secret?: string; incarnation?: number; policy?: AgentPolicy; startupMs?: number } = {},
 ): Promise<Replica<T>> {
   const incarnation = options.incarnation ?? Date.now();
   const limiter = new Limiter({ nodeId, incarnation, defaultPolicy: options.policy ?? policy });
@@ -38,7 +39,7 @@ export async function startInProcessReplica<T extends ReplicationTransport>(
     syncIntervalMs: 20,
     antiEntropyIntervalMs: 200,
   });
-  await replicator.start(2000);
+  await replicator.start(options.startupMs ?? 2000);
   const replica = { limiter, replicator, transport };
   running.push(replica);
   return replica;

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisTransport, stateTtlFor } from '../src/replication/redis.js';
 import type { ReplicationTransport } from '../src/replication/replicator.js';
+import { FaultProxy } from './fault-proxy.js';
 import { call, type Edge, eventually, scratchDir, startEdge, writeConfig } from './harness.js';
 import {
   dropPrefix,
@@ -44,7 +45,7 @@ function newPrefix(label: string): string {
 function startReplica(
   nodeId: string,
   prefix: string,
-  options: { url?: string; cluster?: boolean; incarnation?: number } = {},
+  options: { url?: string; cluster?: boolean; incarnation?: number; startupMs?: number } = {},
 ): Promise<Replica> {
   return startInProcessReplica(
     running,
@@ -138,6 +139,46 @@ describe.skipIf(!redisUp)('redis replication (in-process replicas, the shared Re
     // One read of Redis: the start-up pulls reuse the catch-up scan's pull points.
     expect(late.transport.stats.scans).toBe(1);
     expect(late.limiter.check('agent-0', 71, Date.now()).allowed).toBe(false);
+  });
+
+  it('bounds the catch-up at start by startup_sync_ms, and merges the rest while serving', async () => {
+    const prefix = newPrefix('slow-start');
+    const [early] = await Promise.all([startReplica('r1', prefix)]);
+    const now = Date.now();
+    for (let a = 0; a < 2000; a++) early?.limiter.check(`slow-${a}`, 5, now);
+    // Redis holds all 2,000 agents before the late replica starts.
+    await eventually(async () => {
+      const client = new Redis(REDIS_URL);
+      try {
+        return (await client.keys(`${prefix}:a:*`)).length === 2000;
+      } finally {
+        client.disconnect();
+      }
+    });
+    // The late replica reaches Redis through a proxy that delays every answer by 30 ms: its
+    // scan (pages of 50 keys: 80 round trips) takes seconds; the start waits 300 ms of it.
+    const proxy = await FaultProxy.start(Number(new URL(REDIS_URL).port || 6379));
+    try {
+      proxy.slow(30);
+      const late = await startReplica('r2', prefix, {
+        url: `redis://127.0.0.1:${proxy.port}`,
+        startupMs: 300,
+      });
+      // Ready before its catch-up finished (it took the whole scan before).
+      expect(late.transport.stats.scans).toBe(0);
+      const merged = () => {
+        let n = 0;
+        for (let a = 0; a < 2000; a++) if (remaining(late, `slow-${a}`) < 95.5) n++;
+        return n;
+      };
+      expect(merged()).toBeLessThan(2000);
+      // The catch-up goes on in the background; the first rewrite waits for it, not a 2nd scan.
+      await eventually(() => late.transport.stats.rewrites >= 1, 15_000);
+      expect(merged()).toBe(2000);
+      expect(late.transport.stats.scans).toBe(1);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('carries runtime policy overrides through the channel, and to replicas that start later', async () => {

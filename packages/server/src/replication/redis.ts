@@ -174,7 +174,7 @@ export class RedisTransport implements ReplicationTransport {
    * up before it serves) and reads membership. If Redis does not answer within the timeout the
    * replica starts on its own state; the transport keeps reconnecting and catches up later.
    */
-  async start(context: ReplicaContext): Promise<void> {
+  async start(context: ReplicaContext, catchUpMs = Number.POSITIVE_INFINITY): Promise<void> {
     this.ctx = context;
     const base: RedisOptions = {
       lazyConnect: true,
@@ -237,8 +237,21 @@ export class RedisTransport implements ReplicationTransport {
           await this.readOverrides();
           this.startPoints = await this.scan();
         })();
-        await this.startScan;
-        await this.readMembership();
+        const scanned = this.startScan.then(() => true);
+        scanned.catch(() => {}); // a failure after the deadline is handled below
+        const caughtUp = Number.isFinite(catchUpMs)
+          ? await Promise.race([scanned, sleep(catchUpMs).then(() => false)])
+          : await scanned;
+        if (caughtUp) await this.readMembership();
+        else {
+          context.logger.warn(
+            { startup_sync_ms: catchUpMs },
+            'catch-up from Redis not done within startup_sync_ms: serving, and merging the rest as it comes',
+          );
+          this.startScan
+            .then(() => this.readMembership())
+            .catch((error: Error) => this.unreachable(error));
+        }
       } catch (error) {
         this.unreachable(error as Error);
       }
@@ -501,6 +514,8 @@ export class RedisTransport implements ReplicationTransport {
     await this.readOverrides();
     await cmd.hset(this.overridesKey, c.nodeId, this.overridesFrame());
     this.overridesDue = false;
+    // The start's catch-up may still run (startup_sync_ms passed): it is the scan to wait for.
+    if (!this.scannedOnce) await this.startScan?.catch(() => {});
     if (!this.scannedOnce) await this.scan();
     this.needsRewrite = false;
     // The export below is at least the state at this moment; queued views are older: drop them.

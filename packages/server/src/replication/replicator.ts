@@ -58,7 +58,11 @@ export interface PullPoint {
 /** A way for replicas to reach each other: the mesh (HTTP/2) or a Redis backplane. */
 export interface ReplicationTransport {
   readonly kind: 'mesh' | 'redis';
-  start(context: ReplicaContext): Promise<void>;
+  /**
+   * Starts the transport. A transport that catches up at start (Redis) waits for that at most
+   * `catchUpMs`; the rest of the catch-up continues in the background.
+   */
+  start(context: ReplicaContext, catchUpMs: number): Promise<void>;
   /** Sends a delta frame to every peer, in order per peer; best effort (gaps are repaired). */
   broadcast(frame: Buffer): void;
   /**
@@ -210,8 +214,10 @@ export class Replicator {
 
   /** Starts the transport, pulls every reachable peer's state (bounded by `startupMs`), then ticks. */
   async start(startupMs: number): Promise<void> {
-    await this.options.transport.start(this.context);
-    const deadline = new Promise<void>((resolve) => setTimeout(resolve, startupMs).unref());
+    const deadlineAt = performance.now() + startupMs;
+    await this.options.transport.start(this.context, startupMs);
+    const left = Math.max(0, deadlineAt - performance.now());
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, left).unref());
     // A peer whose delta arrived while the transport started may be pulled (or pulling) already.
     const unsynced = this.members.filter((id) => this.inbound.get(id)?.synced !== true);
     await Promise.race([Promise.allSettled(unsynced.map((id) => this.pull(id))), deadline]);
