@@ -1,6 +1,7 @@
 import { type AgentPolicy, definePolicy, encodeEntries } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
 import pino from 'pino';
+import type { BudgetReplica } from '../src/rating/budget-replica.js';
 import { FrameCodec, FrameKind } from '../src/replication/frame.js';
 import { type ReplicationTransport, Replicator } from '../src/replication/replicator.js';
 
@@ -24,7 +25,12 @@ export async function startInProcessReplica<T extends ReplicationTransport>(
   running: Replica<ReplicationTransport>[],
   nodeId: string,
   makeTransport: (limiter: Limiter) => T,
-  options: { secret?: string; incarnation?: number; policy?: AgentPolicy } = {},
+  options: {
+    secret?: string;
+    incarnation?: number;
+    policy?: AgentPolicy;
+    budgets?: BudgetReplica;
+  } = {},
 ): Promise<Replica<T>> {
   const incarnation = options.incarnation ?? Date.now();
   const limiter = new Limiter({ nodeId, incarnation, defaultPolicy: options.policy ?? policy });
@@ -37,6 +43,7 @@ export async function startInProcessReplica<T extends ReplicationTransport>(
     logger: pino({ level: 'silent' }),
     syncIntervalMs: 20,
     antiEntropyIntervalMs: 200,
+    ...(options.budgets === undefined ? {} : { budgets: options.budgets }),
   });
   await replicator.start(2000);
   const replica = { limiter, replicator, transport };
