@@ -1,11 +1,13 @@
 import { type BucketEntry, decodeEntries, encodeEntries } from '@openclaw-edge/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { BudgetReplica, budgetLimitName, parseBudgetLimit } from '../src/rating/budget-replica.js';
 import { computeDigest, digestBucketOf } from '../src/replication/digest.js';
 import { MeshTransport } from '../src/replication/mesh.js';
+import { RedisTransport, stateTtlFor } from '../src/replication/redis.js';
 import type { ReplicationTransport } from '../src/replication/replicator.js';
 import { eventually, freePorts } from './harness.js';
-import { type Replica, startInProcessReplica } from './replicas.js';
+import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from './redis.js';
+import { type Replica, remaining, startInProcessReplica } from './replicas.js';
 
 const DAY = 86_400_000;
 const start = Date.UTC(2026, 2, 10);
@@ -160,5 +162,70 @@ describe('budget counters over mesh replication (in-process replicas)', () => {
     const bb = new BudgetReplica('b#1', dayEnd);
     await start2('b', pb as number, pa as number, bb);
     await eventually(() => bb.fleetSpent('agent-2', 'daily', windowStart) === 4_000_000, 5000);
+  });
+});
+
+const redisUp = await redisAvailable();
+
+describe.skipIf(!redisUp)('budget counters over Redis replication (in-process replicas)', () => {
+  const running: Replica<ReplicationTransport>[] = [];
+  const prefix = uniquePrefix('budgets');
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((r) => r.replicator.stop()));
+  });
+  afterAll(() => dropPrefix(REDIS_URL, prefix));
+  const now = Date.now();
+  const windowStart = now - (now % DAY);
+
+  function startOn(nodeId: string, budgets: BudgetReplica) {
+    return startInProcessReplica(
+      running,
+      nodeId,
+      (limiter) =>
+        new RedisTransport({
+          url: REDIS_URL,
+          cluster: false,
+          prefix,
+          memberTtlMs: 2000,
+          membershipIntervalMs: 100,
+          stateTtlMs: (agentId, replicas) =>
+            stateTtlFor(limiter.policyFor(agentId).limits, replicas),
+          timeoutMs: 1000,
+          fullScanIntervalMs: 1000,
+          batchSize: 50,
+        }),
+      { budgets },
+    );
+  }
+
+  it('an agent key keeps limiter state and counters together, for a replica that starts later', async () => {
+    const ba = new BudgetReplica('r1#1', dayEnd);
+    const bb = new BudgetReplica('r2#1', dayEnd);
+    const r1 = await startOn('r1', ba);
+    const r2 = await startOn('r2', bb);
+    await eventually(
+      () => r1.replicator.peers().length === 1 && r2.replicator.peers().length === 1,
+    );
+    // A delta with only the limiter changed, then one with only the counter changed, and the
+    // other way round on the other replica: each must leave the whole agent in Redis.
+    expect(r1.limiter.check('agent-x', 5, Date.now()).allowed).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    ba.add('agent-x', 'daily', windowStart, 2_000_000);
+    bb.add('agent-x', 'daily', windowStart, 500_000);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(r2.limiter.check('agent-x', 3, Date.now()).allowed).toBe(true);
+    await eventually(
+      () =>
+        ba.fleetSpent('agent-x', 'daily', windowStart) === 2_500_000 &&
+        bb.fleetSpent('agent-x', 'daily', windowStart) === 2_500_000 &&
+        Math.round(remaining(r1, 'agent-x')) === 92,
+    );
+    expect(r1.replicator.status().unknown_limit_entries).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the last writes reach Redis
+    // Nothing changes from here on: r3 can only learn the state from Redis.
+    const bc = new BudgetReplica('r3#1', dayEnd);
+    const r3 = await startOn('r3', bc);
+    expect(bc.fleetSpent('agent-x', 'daily', windowStart)).toBe(2_500_000);
+    expect(Math.round(remaining(r3, 'agent-x'))).toBe(92);
   });
 });
