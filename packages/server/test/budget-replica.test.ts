@@ -198,7 +198,7 @@ describe.skipIf(!redisUp)('budget counters over Redis replication (in-process re
     );
   }
 
-  it('an agent key keeps limiter state and counters together, for a replica that starts later', async () => {
+  it('an agent key keeps limiter state and counters together, for replicas that start later', async () => {
     const ba = new BudgetReplica('r1#1', dayEnd);
     const bb = new BudgetReplica('r2#1', dayEnd);
     const r1 = await startOn('r1', ba);
@@ -227,5 +227,10 @@ describe.skipIf(!redisUp)('budget counters over Redis replication (in-process re
     const r3 = await startOn('r3', bc);
     expect(bc.fleetSpent('agent-x', 'daily', windowStart)).toBe(2_500_000);
     expect(Math.round(remaining(r3, 'agent-x'))).toBe(92);
+    // The whole fleet stops; a restarted replica (new incarnation) finds the counters in Redis.
+    await Promise.all(running.splice(0).map((r) => r.replicator.stop()));
+    const again = new BudgetReplica('r1#2', dayEnd);
+    await startOn('r1', again);
+    expect(again.fleetSpent('agent-x', 'daily', windowStart)).toBe(2_500_000);
   });
 });
