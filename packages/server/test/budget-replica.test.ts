@@ -1,4 +1,4 @@
-import { type BucketEntry, decodeEntries, encodeEntries } from '@openclaw-edge/core';
+import { type BucketEntry, decodeEntries, definePolicy, encodeEntries } from '@openclaw-edge/core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { BudgetReplica, budgetLimitName, parseBudgetLimit } from '../src/rating/budget-replica.js';
 import { computeDigest, digestBucketOf } from '../src/replication/digest.js';
@@ -40,6 +40,14 @@ describe('budget counters', () => {
     // Another window and another budget are counted apart.
     expect(b.fleetSpent('agent', 'daily', start + DAY)).toBe(0);
     expect(b.fleetSpent('agent', 'weekly', start)).toBe(0);
+  });
+
+  it('the reserved limit name cannot be configured, so no limit collides with a counter', () => {
+    expect(() =>
+      definePolicy([
+        { name: budgetLimitName('daily', start), capacity: 1, refill: 1, per: 'minute' },
+      ]),
+    ).toThrow(/name/);
   });
 
   it('a restarted replica counts in a new slot, beside its old one', () => {
