@@ -7,7 +7,12 @@ import { type CalendarPeriod, type Window, windowAt } from './calendar.js';
  * - rolling: a token bucket of money, `amountMicros` capacity refilled at `amountMicros` per
  *   period, kept exactly in bigint (micro-units × period-ms) so slow refills never round away.
  * Charges for usage that already happened are always taken (a budget can go negative: the
- * usage is real); admission (`admits`) is what denies. Pure: time is passed in.
+ * usage is real); admission (`deniedBy`) is what denies. Pure: time is passed in.
+ *
+ * A calendar budget keeps committed spend and holds apart: its spend is
+ * max(committed, fleet's committed) + held, where the fleet's part comes from `fleet` (when the
+ * budgets are replicated). Both committed values are lower bounds of what the whole fleet spent
+ * in the window, so their larger one is too. A rolling budget counts holds and commits alike.
  */
 
 /** What an operator configures for one budget. */
@@ -42,9 +47,25 @@ export interface Crossing {
   readonly threshold: number;
 }
 
+/**
+ * Committed spend of calendar windows across a fleet of replicas (per-replica grow-only
+ * counters, see docs/rating.md). `spent` is the sum of every replica's counter for a window, a
+ * lower bound of what the fleet committed in it; `committed` adds to this replica's own counter.
+ */
+export interface FleetSpend {
+  spent(budget: string, windowStartMs: number): number;
+  committed(budget: string, windowStartMs: number, micros: number): void;
+}
+
+/** Whether a charge holds money for a write not made yet, or counts usage that was committed. */
+export type ChargeKind = 'hold' | 'commit';
+
 interface CalendarState {
   window: Window;
-  spent: number;
+  /** The ledger's spend at load plus what this replica committed since. */
+  committed: number;
+  /** Admissions waiting for their write (local to this replica). */
+  held: number;
 }
 
 interface RollingState {
@@ -67,11 +88,12 @@ export class AgentBudgets {
     private readonly timeZone: string,
     nowMs: number,
     seed: (spec: BudgetSpec, window: Window) => number,
+    private readonly fleet?: FleetSpend,
   ) {
     this.states = specs.map((spec) => {
       if (spec.window.kind === 'calendar') {
         const window = windowAt(spec.window.period, timeZone, nowMs);
-        return { window, spent: seed(spec, window) };
+        return { window, committed: seed(spec, window), held: 0 };
       }
       const spent = seed(spec, { startMs: nowMs - spec.window.periodMs, endMs: nowMs + 1 });
       return { usedScaled: BigInt(spent) * BigInt(spec.window.periodMs), lastMs: nowMs };
@@ -89,17 +111,23 @@ export class AgentBudgets {
   }
 
   /**
-   * Charges `costMicros` for usage at `timeMs` (always taken). A calendar budget is charged only
-   * when `timeMs` falls in its current window (late usage of a past window is in the ledger, not
-   * in today's budget); a rolling one when `timeMs` is within its last period. Returns the
-   * thresholds crossed upwards.
+   * Charges `costMicros` for usage at `timeMs` (always taken): a `hold` for an admission whose
+   * write is still to come, or a `commit` of usage whose row was committed. A calendar budget is
+   * charged only when `timeMs` falls in its current window (late usage of a past window is in the
+   * ledger, not in today's budget); a rolling one when `timeMs` is within its last period.
+   * Returns the thresholds crossed upwards.
    */
-  charge(costMicros: number, timeMs: number, nowMs: number): Crossing[] {
+  charge(
+    costMicros: number,
+    timeMs: number,
+    nowMs: number,
+    kind: ChargeKind = 'commit',
+  ): Crossing[] {
     const crossings: Crossing[] = [];
     if (costMicros === 0) return crossings;
     this.specs.forEach((spec, i) => {
       const before = this.status(i, nowMs).spentMicros;
-      if (!this.apply(i, costMicros, timeMs, nowMs)) return;
+      if (!this.apply(i, costMicros, timeMs, nowMs, kind)) return;
       const after = this.status(i, nowMs).spentMicros;
       for (const t of spec.thresholds) {
         const mark = spec.amountMicros * t;
@@ -109,11 +137,28 @@ export class AgentBudgets {
     return crossings;
   }
 
-  /** Gives back `costMicros` charged for `timeMs` (a cancelled or over-estimated reservation). */
+  /**
+   * Turns a hold of `costMicros` for `timeMs` into committed spend (its write was recorded). A
+   * rolling budget already counts the hold as spend: nothing changes there.
+   */
+  commitHold(costMicros: number, timeMs: number, nowMs: number): void {
+    if (costMicros === 0) return;
+    this.specs.forEach((spec, i) => {
+      if (spec.window.kind !== 'calendar') return;
+      if (this.apply(i, -costMicros, timeMs, nowMs, 'hold')) {
+        this.apply(i, costMicros, timeMs, nowMs, 'commit');
+      }
+    });
+  }
+
+  /**
+   * Gives back a hold of `costMicros` charged for `timeMs` (a cancelled or over-estimated
+   * reservation, a replayed or failed write). Committed spend is never given back.
+   */
   refund(costMicros: number, timeMs: number, nowMs: number): void {
     if (costMicros === 0) return;
     this.specs.forEach((_, i) => {
-      this.apply(i, -costMicros, timeMs, nowMs);
+      this.apply(i, -costMicros, timeMs, nowMs, 'hold');
     });
   }
 
@@ -122,13 +167,24 @@ export class AgentBudgets {
     return this.specs.map((_, i) => this.status(i, nowMs));
   }
 
-  private apply(i: number, micros: number, timeMs: number, nowMs: number): boolean {
+  private apply(
+    i: number,
+    micros: number,
+    timeMs: number,
+    nowMs: number,
+    kind: ChargeKind,
+  ): boolean {
     const spec = this.specs[i] as BudgetSpec;
     const state = this.states[i] as CalendarState | RollingState;
     if (spec.window.kind === 'calendar') {
       const c = this.roll(i, nowMs) as CalendarState;
       if (timeMs < c.window.startMs || timeMs >= c.window.endMs) return false;
-      c.spent = micros < 0 ? Math.max(0, c.spent + micros) : c.spent + micros;
+      if (kind === 'hold') {
+        c.held = Math.max(0, c.held + micros);
+      } else {
+        c.committed += micros;
+        if (micros > 0) this.fleet?.committed(spec.name, c.window.startMs, micros);
+      }
       return true;
     }
     const r = state as RollingState;
@@ -144,7 +200,8 @@ export class AgentBudgets {
     const state = this.states[i] as CalendarState;
     if (spec.window.kind === 'calendar' && nowMs >= state.window.endMs) {
       state.window = windowAt(spec.window.period, this.timeZone, nowMs);
-      state.spent = 0;
+      state.committed = 0;
+      state.held = 0;
     }
     return state;
   }
@@ -163,11 +220,13 @@ export class AgentBudgets {
     const spec = this.specs[i] as BudgetSpec;
     if (spec.window.kind === 'calendar') {
       const c = this.roll(i, nowMs) as CalendarState;
+      const fleet = this.fleet?.spent(spec.name, c.window.startMs) ?? 0;
+      const spent = Math.max(c.committed, fleet) + c.held;
       return {
         name: spec.name,
         amountMicros: spec.amountMicros,
-        spentMicros: c.spent,
-        remainingMicros: spec.amountMicros - c.spent,
+        spentMicros: spent,
+        remainingMicros: spec.amountMicros - spent,
         resetMs: c.window.endMs - nowMs,
         window: c.window,
       };

@@ -2,7 +2,9 @@ export {
   AgentBudgets,
   type BudgetSpec,
   type BudgetStatus,
+  type ChargeKind,
   type Crossing,
+  type FleetSpend,
 } from './budget.js';
 export {
   type CalendarPeriod,

@@ -19,6 +19,7 @@ import { createLogger } from './logger.js';
 import { EdgeMetrics } from './metrics/edge-metrics.js';
 import { OtlpPush } from './metrics/otlp.js';
 import { BudgetCache, type BudgetResolver, compileBudgets } from './rating/budget-book.js';
+import { BudgetReplica } from './rating/budget-replica.js';
 import { RatingService } from './rating/rating-service.js';
 import { Reservations } from './rating/reservations.js';
 import { FrameCodec } from './replication/frame.js';
@@ -80,6 +81,8 @@ export class EdgeService {
   readonly reservations: Reservations;
   /** Bucket state replication between replicas; undefined for a lone replica. */
   replicator: Replicator | undefined;
+  /** The fleet's calendar budget counters; undefined without replication. */
+  private budgetReplica: BudgetReplica | undefined;
 
   readonly app: FastifyInstance;
   readonly metrics: EdgeMetrics | undefined;
@@ -270,6 +273,14 @@ export class EdgeService {
     const r = this.config.replication;
     if (r.transport === 'none') return;
     const codec = new FrameCodec(r.secret as string, r.max_message_bytes);
+    // Calendar budgets count the fleet's committed spend, not only this replica's.
+    const cache = this.budgetCache;
+    const budgetReplica = new BudgetReplica(
+      `${this.limiter.nodeId}#${incarnation}`,
+      (agentId, budget, startMs) => cache.windowEnd(agentId, budget, startMs),
+    );
+    this.budgetReplica = budgetReplica;
+    cache.replicate(budgetReplica);
     let transport: ReplicationTransport;
     if (r.transport === 'mesh') {
       transport = new MeshTransport({
@@ -299,7 +310,12 @@ export class EdgeService {
         prefix: r.redis.prefix,
         memberTtlMs: r.redis.member_ttl_ms,
         membershipIntervalMs: Math.min(1000, Math.floor(r.redis.member_ttl_ms / 3)),
-        stateTtlMs: (agentId, replicas) => stateTtlFor(limiter.policyFor(agentId).limits, replicas),
+        // An agent's key also carries its budget counters: kept until their windows end.
+        stateTtlMs: (agentId, replicas) =>
+          Math.max(
+            stateTtlFor(limiter.policyFor(agentId).limits, replicas),
+            (budgetReplica.latestEndMs(agentId) ?? 0) - Date.now() + 60_000,
+          ),
         timeoutMs: r.redis.timeout_ms,
         fullScanIntervalMs: r.redis.full_scan_interval_ms,
       });
@@ -317,6 +333,7 @@ export class EdgeService {
       // order of every record (a restarted replica does not take back an older one).
       overrideApplied: (record) => this.store.saveOverride(record),
       overrides: this.store.overrides(),
+      budgets: budgetReplica,
     });
     await this.replicator.start(r.startup_sync_ms);
     this.logger.info(
@@ -502,6 +519,10 @@ export class EdgeService {
       'eviction',
     );
     every(RESERVATION_SWEEP_MS, () => this.reservations.sweep(Date.now()), 'reservation expiry');
+    const budgetReplica = this.budgetReplica;
+    if (budgetReplica !== undefined) {
+      every(EVICT_EVERY_MS, () => budgetReplica.prune(Date.now()), 'budget counter expiry');
+    }
     every(
       EVICT_EVERY_MS,
       () =>

@@ -3,6 +3,7 @@ import { GroupCommitWriter, type LedgerRow, openSqliteLedger } from '@openclaw-e
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // Internal: the cache is the composition root's, not part of the package's API.
 import { BudgetCache } from '../src/rating/budget-book.js';
+import { BudgetReplica } from '../src/rating/budget-replica.js';
 import { scratchDir } from './harness.js';
 
 const NOW = Date.parse('2026-03-10T12:00:00Z');
@@ -102,5 +103,56 @@ describe('budget cache', () => {
       amountMicros: 5,
       spentMicros: 500,
     });
+  });
+});
+
+describe('budget cache with fleet counters', () => {
+  const scratch = scratchDir();
+  const store = openSqliteLedger(scratch.dir);
+  const writer = new GroupCommitWriter(store, 1, 100);
+  const cache = new BudgetCache(() => [daily], 'UTC', store, writer);
+  const fleet = new BudgetReplica('here#1', (agent, budget, start) =>
+    cache.windowEnd(agent, budget, start),
+  );
+  cache.replicate(fleet);
+  const today = Date.parse('2026-03-10T00:00:00Z');
+  beforeAll(() => store.migrate());
+  afterAll(async () => {
+    await writer.close();
+    await store.close();
+    scratch.cleanup();
+  });
+
+  /** What the service does after a commit (RatingService.chargeCommitted). */
+  const commitAndCharge = async (r: LedgerRow) => {
+    const outcome = await writer.write(r);
+    if (outcome.status !== 'recorded') return;
+    const loaded = cache.peek(r.agentId);
+    if (loaded !== undefined) loaded.charge(r.costMicros, r.timeMs, NOW, 'commit');
+    else cache.committedUnloaded(r.agentId, r.costMicros, r.timeMs, NOW);
+  };
+  const spent = async (agent: string) =>
+    (await cache.get(agent, NOW)).statuses(NOW)[0]?.spentMicros;
+
+  it('own commits reach the counter whether or not the agent is loaded, and count once', async () => {
+    await commitAndCharge(row('f1', 'f', 100)); // not loaded
+    expect(fleet.fleetSpent('f', 'daily', today)).toBe(100);
+    expect(await spent('f')).toBe(100); // the ledger and the counter hold it: counted once
+    await commitAndCharge(row('f2', 'f', 200)); // loaded
+    expect(fleet.fleetSpent('f', 'daily', today)).toBe(300);
+    expect(await spent('f')).toBe(300);
+    expect(cache.windowEnd('f', 'daily', today)).toBe(today + 86_400_000);
+  });
+
+  it("another replica's counter raises the spend above this ledger's", async () => {
+    const peer = new BudgetReplica('peer#1', () => today + 86_400_000);
+    peer.add('g', 'daily', today, 999_700);
+    await commitAndCharge(row('g1', 'g', 50));
+    expect(await spent('g')).toBe(50);
+    fleet.merge(peer.entriesOfAgent('g'), NOW);
+    expect(await spent('g')).toBe(999_750);
+    const b = await cache.get('g', NOW);
+    expect(b.deniedBy(250, NOW)).toBeUndefined();
+    expect(b.deniedBy(251, NOW)?.name).toBe('daily');
   });
 });

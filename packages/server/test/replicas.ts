@@ -1,6 +1,7 @@
 import { type AgentPolicy, definePolicy, encodeEntries } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
 import pino from 'pino';
+import type { BudgetReplica } from '../src/rating/budget-replica.js';
 import { FrameCodec, FrameKind } from '../src/replication/frame.js';
 import { type ReplicationTransport, Replicator } from '../src/replication/replicator.js';
 
@@ -25,7 +26,13 @@ export async function startInProcessReplica<T extends ReplicationTransport>(
   running: Replica<ReplicationTransport>[],
   nodeId: string,
   makeTransport: (limiter: Limiter) => T,
-  options: { secret?: string; incarnation?: number; policy?: AgentPolicy; startupMs?: number } = {},
+  options: {
+    secret?: string;
+    incarnation?: number;
+    policy?: AgentPolicy;
+    budgets?: BudgetReplica;
+    startupMs?: number;
+  } = {},
 ): Promise<Replica<T>> {
   const incarnation = options.incarnation ?? Date.now();
   const limiter = new Limiter({ nodeId, incarnation, defaultPolicy: options.policy ?? policy });
@@ -38,6 +45,7 @@ export async function startInProcessReplica<T extends ReplicationTransport>(
     logger: pino({ level: 'silent' }),
     syncIntervalMs: 20,
     antiEntropyIntervalMs: 200,
+    ...(options.budgets === undefined ? {} : { budgets: options.budgets }),
   });
   await replicator.start(options.startupMs ?? 2000);
   const replica = { limiter, replicator, transport };

@@ -1,7 +1,7 @@
 import { windowAt } from '@openclaw-edge/rating';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { UsageTotals } from '../ledger/ledger-store.js';
-import { type Admitted, admit, release } from '../rating/admission.js';
+import { type Admitted, admit, commit, release } from '../rating/admission.js';
 import { isItemError, parseTime, parseUsageEvent } from '../rating/event.js';
 import type { ReserveRequest } from '../rating/reservations.js';
 import { type BudgetView, budgetView, ratingView, storedRatingView } from '../rating/views.js';
@@ -148,6 +148,7 @@ export function registerRatingRoutes(
         throw error;
       }
       if (outcome.status === 'duplicate') release(service, admitted, runtime.now());
+      else commit(admitted, runtime.now());
       const views = admitted.budgets?.statuses(runtime.now()).map(budgetView);
       if (views !== undefined) setBudgetHeader(reply, views);
       return {

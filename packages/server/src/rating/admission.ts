@@ -65,7 +65,9 @@ export async function admit(
     service.countDenial();
     throw budgetDenial(agentId, costMicros, denied, budgets, nowMs);
   }
-  if (budgets !== undefined) service.countCrossings(budgets.charge(costMicros, timeMs, nowMs));
+  if (budgets !== undefined) {
+    service.countCrossings(budgets.charge(costMicros, timeMs, nowMs, 'hold'));
+  }
   return {
     agentId,
     limitCost,
@@ -76,6 +78,14 @@ export async function admit(
     status,
     ...(check.ok ? {} : { unchecked: check.reason }),
   };
+}
+
+/**
+ * The admitted cost's write was recorded: its hold becomes committed spend (which replication
+ * shares with the fleet, for calendar budgets).
+ */
+export function commit(a: Admitted, nowMs: number): void {
+  a.budgets?.commitHold(a.costMicros, a.timeMs, nowMs);
 }
 
 /** Gives an admitted cost back (denied later, replayed, cancelled, expired or failed). */

@@ -10,6 +10,7 @@ import {
 import type { Config, ConfigBudget } from '../config/schema.js';
 import type { GroupCommitWriter } from '../ledger/group-commit.js';
 import type { LedgerStore } from '../ledger/ledger-store.js';
+import type { BudgetReplica } from './budget-replica.js';
 
 const PERIOD_MS = { hour: 3_600_000, day: 86_400_000, month: 30 * 86_400_000 } as const;
 
@@ -68,6 +69,8 @@ export class BudgetCache {
   private readonly lastUsed = new Map<string, number>();
   /** Bumped by a reload: a load started under the old config must not install its result. */
   private generation = 0;
+  /** Fleet-wide committed spend of calendar budgets, when replication is on. */
+  private fleet: BudgetReplica | undefined;
 
   constructor(
     private resolve: BudgetResolver,
@@ -101,6 +104,43 @@ export class BudgetCache {
       }
     }
     return evicted;
+  }
+
+  /**
+   * Shares committed calendar spend with the fleet through `fleet` (replication on). Set before
+   * the first request: budgets loaded earlier would not read it.
+   */
+  replicate(fleet: BudgetReplica): void {
+    this.fleet = fleet;
+  }
+
+  /**
+   * The end of the window of the agent's calendar budget `budget` that starts at `startMs`, as
+   * the current config has it; for a budget it does not know, the longest window (a month) plus
+   * a day, so counters from a peer with another config are still dropped in time.
+   */
+  windowEnd(agentId: string, budget: string, startMs: number): number {
+    const spec = this.resolve(agentId).find((s) => s.name === budget);
+    if (spec !== undefined && spec.window.kind === 'calendar') {
+      return windowAt(spec.window.period, this.timeZone, startMs).endMs;
+    }
+    return startMs + 32 * 86_400_000;
+  }
+
+  /**
+   * A usage row of an agent whose budgets are not in memory was committed: its load counts it
+   * from the ledger, and the fleet's counters get it here (each calendar budget whose current
+   * window holds `timeMs`).
+   */
+  committedUnloaded(agentId: string, costMicros: number, timeMs: number, nowMs: number): void {
+    const fleet = this.fleet;
+    if (fleet === undefined || costMicros <= 0) return;
+    for (const spec of this.resolve(agentId)) {
+      if (spec.window.kind !== 'calendar') continue;
+      const w = windowAt(spec.window.period, this.timeZone, nowMs);
+      if (timeMs >= w.startMs && timeMs < w.endMs)
+        fleet.add(agentId, spec.name, w.startMs, costMicros);
+    }
   }
 
   /** True when the agent has no budgets (nothing to load or check). */
@@ -214,7 +254,13 @@ export class BudgetCache {
       const seeds = p.windows.map((w) => sums.get(`${w.startMs}:${w.endMs}`)?.get(p.agentId) ?? 0);
       out.set(
         p.agentId,
-        new AgentBudgets(p.specs, timeZone, nowMs, (spec) => seeds[p.specs.indexOf(spec)] ?? 0),
+        new AgentBudgets(
+          p.specs,
+          timeZone,
+          nowMs,
+          (spec) => seeds[p.specs.indexOf(spec)] ?? 0,
+          this.fleet?.fleetOf(p.agentId),
+        ),
       );
     }
     return out;

@@ -321,8 +321,10 @@ export class RatingService {
    */
   chargeCommitted(event: UsageEvent, rating: Rating, nowMs: number): void {
     const budgets = this.deps.budgets.peek(event.agentId);
-    if (budgets !== undefined)
-      this.countCrossings(budgets.charge(rating.costMicros, event.timeMs, nowMs));
+    if (budgets !== undefined) {
+      this.countCrossings(budgets.charge(rating.costMicros, event.timeMs, nowMs, 'commit'));
+    } else
+      this.deps.budgets.committedUnloaded(event.agentId, rating.costMicros, event.timeMs, nowMs);
     const key = volumeKey(event.agentId, rating.rule, event.timeMs);
     const v = this.volumes.get(key);
     if (v !== undefined) this.volumes.set(key, v + totalTokens(event.usage));

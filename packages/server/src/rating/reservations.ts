@@ -148,7 +148,7 @@ export class Reservations {
       if (outcome.status === 'recorded') {
         const b = r.admitted.budgets;
         if (b !== undefined) {
-          this.service.countCrossings(b.charge(rating.costMicros, parsed.timeMs, now));
+          this.service.countCrossings(b.charge(rating.costMicros, parsed.timeMs, now, 'commit'));
         } else {
           this.service.chargeCommitted(parsed, rating, now);
         }

@@ -26,6 +26,15 @@ export function digestBucketOf(agentId: string): number {
   return (h >>> 0) % DIGEST_BUCKETS;
 }
 
+/**
+ * State replicated beside the limiter's (the fleet's budget counters): its own agents and
+ * entries, carried in the same digests, repairs and pulls.
+ */
+export interface SideState {
+  agents(): Iterable<string>;
+  entriesOfAgent(agentId: string): BucketEntry[];
+}
+
 /** Agents hashed before a digest yields the event loop (a few ms of work). */
 const DIGEST_SLICE = 1_000;
 /** Agent ids scanned for their digest bucket before a repair yields the event loop. */
@@ -57,6 +66,7 @@ export async function computeDigest(
   limiter: Limiter,
   now: () => number,
   range: DigestRange = FULL_RANGE,
+  side?: SideState,
 ): Promise<Digest> {
   const lanes = new Uint32Array(range.count * 2);
   const end = range.from + range.count;
@@ -72,6 +82,18 @@ export async function computeDigest(
     if (++n % DIGEST_SLICE === 0) {
       await new Promise((resolve) => setImmediate(resolve));
       at = now();
+    }
+  }
+  // An agent's hash is the XOR of its entries' hashes: side entries fold in on their own.
+  if (side !== undefined) {
+    for (const agentId of [...side.agents()]) {
+      const b = digestBucketOf(agentId);
+      if (b < range.from || b >= end) continue;
+      const i = (b - range.from) * 2;
+      const [h1, h2] = hashEntries(agentId, side.entriesOfAgent(agentId));
+      lanes[i] = (lanes[i] as number) ^ h1;
+      lanes[i + 1] = (lanes[i + 1] as number) ^ h2;
+      if (++n % DIGEST_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
     }
   }
   return { from: range.from, count: range.count, lanes };
@@ -99,6 +121,7 @@ export async function entriesOfBuckets(
   buckets: readonly number[],
   now: () => number,
   maxEntries: number,
+  side?: SideState,
 ): Promise<{ entries: BucketEntry[]; rest: number[] }> {
   const wanted = new Set(buckets);
   const byBucket = new Map<number, string[]>();
@@ -111,6 +134,17 @@ export async function entriesOfBuckets(
     if (list === undefined) byBucket.set(b, [agentId]);
     else list.push(agentId);
   }
+  if (side !== undefined) {
+    const seen = new Set<string>();
+    for (const list of byBucket.values()) for (const id of list) seen.add(id);
+    for (const agentId of [...side.agents()]) {
+      const b = digestBucketOf(agentId);
+      if (!wanted.has(b) || seen.has(agentId)) continue;
+      const list = byBucket.get(b);
+      if (list === undefined) byBucket.set(b, [agentId]);
+      else list.push(agentId);
+    }
+  }
   const entries: BucketEntry[] = [];
   const rest: number[] = [];
   for (const b of buckets) {
@@ -120,7 +154,10 @@ export async function entriesOfBuckets(
       continue;
     }
     const nowMs = now();
-    for (const agentId of agents) entries.push(...limiter.exportAgent(agentId, nowMs));
+    for (const agentId of agents) {
+      entries.push(...limiter.exportAgent(agentId, nowMs));
+      if (side !== undefined) entries.push(...side.entriesOfAgent(agentId));
+    }
   }
   return { entries, rest };
 }

@@ -7,6 +7,7 @@ import {
 import type { Limiter } from '@openclaw-edge/engine';
 import type { Logger } from 'pino';
 import type { EdgeMetrics } from '../metrics/edge-metrics.js';
+import { type BudgetReplica, isBudgetLimit } from '../rating/budget-replica.js';
 import { computeDigest, type Digest, type DigestRange, entriesOfBuckets } from './digest.js';
 import { type Frame, type FrameCodec, FrameError, FrameKind } from './frame.js';
 import { decodeOverrides, encodeOverrides, OverrideLog, type OverrideRecord } from './overrides.js';
@@ -114,6 +115,11 @@ export interface ReplicatorOptions {
   readonly overrideApplied?: (record: OverrideRecord) => void;
   /** The override records this replica kept from before (its snapshot): their order survives a restart. */
   readonly overrides?: readonly OverrideRecord[];
+  /**
+   * The fleet's calendar budget counters: carried in the same deltas, digests, pulls and repairs
+   * as the limiter's entries, under reserved limit names (`$budget:<name>@<windowStartMs>`).
+   */
+  readonly budgets?: BudgetReplica;
 }
 
 /** Replication as GET /v1/replication reports it; lags are null until first heard. */
@@ -199,8 +205,9 @@ export class Replicator {
       now: this.now,
       receive: (bytes) => this.receive(bytes),
       mergeEntries: (entries) => this.mergeEntries(entries),
-      digest: (range) => computeDigest(limiter, this.now, range),
-      entriesOf: (buckets, max) => entriesOfBuckets(limiter, buckets, this.now, max),
+      digest: (range) => computeDigest(limiter, this.now, range, options.budgets),
+      entriesOf: (buckets, max) =>
+        entriesOfBuckets(limiter, buckets, this.now, max, options.budgets),
       currentSeq: () => this.seq,
       overridesPayload: () => encodeOverrides(this.overrides.all()),
       mergeOverrides: (payload) => this.mergeOverrides(payload),
@@ -309,6 +316,21 @@ export class Replicator {
   tick(): void {
     const now = this.now();
     const entries = this.options.limiter.drainDirty(now, Number.POSITIVE_INFINITY, 'replication');
+    const budgets = this.options.budgets;
+    if (budgets !== undefined) {
+      // Every agent in the delta goes with all its entries, limiter's and budget counters alike:
+      // the Redis transport stores a delta's entries of an agent as this replica's whole view.
+      const inDelta = new Set<string>();
+      for (const e of entries) inDelta.add(e.agentId);
+      for (const agentId of inDelta) entries.push(...budgets.entriesOfAgent(agentId));
+      for (const agentId of budgets.drainDirty()) {
+        if (inDelta.has(agentId)) continue;
+        entries.push(
+          ...this.options.limiter.exportAgent(agentId, now),
+          ...budgets.entriesOfAgent(agentId),
+        );
+      }
+    }
     const frame = this.options.codec.encode({
       kind: FrameKind.delta,
       nodeId: this.context.nodeId,
@@ -482,8 +504,18 @@ export class Replicator {
     this.options.limiter.peerHeardFrom(nodeId, sentAtMs);
   }
 
-  private mergeEntries(entries: readonly BucketEntry[]): void {
-    if (entries.length === 0) return;
+  private mergeEntries(all: readonly BucketEntry[]): void {
+    if (all.length === 0) return;
+    let entries = all;
+    const budgets = this.options.budgets;
+    if (budgets !== undefined && all.some((e) => isBudgetLimit(e.limit))) {
+      // Budget counters go to their own store: they are no limit of the limiter's.
+      entries = all.filter((e) => !isBudgetLimit(e.limit));
+      budgets.merge(
+        all.filter((e) => isBudgetLimit(e.limit)),
+        this.now(),
+      );
+    }
     const report = this.options.limiter.merge(entries, this.now());
     if (report.unknownLimit > 0) {
       this.stats.unknownLimit += report.unknownLimit;
