@@ -279,6 +279,9 @@ export class EdgeService {
       `${this.limiter.nodeId}#${incarnation}`,
       (agentId, budget, startMs) => cache.windowEnd(agentId, budget, startMs),
     );
+    // Counters kept by the last run (its own, now another slot, and its peers'): a fleet
+    // restarted at once still counts the spend of the current windows.
+    budgetReplica.restore(this.store.budgetCounters(Date.now()), Date.now());
     this.budgetReplica = budgetReplica;
     cache.replicate(budgetReplica);
     let transport: ReplicationTransport;
@@ -455,6 +458,8 @@ export class EdgeService {
     const evicted = this.evicted;
     this.evicted = [];
     if (entries.length > 0 || evicted.length > 0) this.store.save(entries, evicted, now);
+    const counters = this.budgetReplica?.drainSnapshot() ?? [];
+    if (counters.length > 0) this.store.saveBudgetCounters(counters, now);
     return this.limiter.dirtyCount('snapshot') > 0;
   }
 
@@ -521,7 +526,15 @@ export class EdgeService {
     every(RESERVATION_SWEEP_MS, () => this.reservations.sweep(Date.now()), 'reservation expiry');
     const budgetReplica = this.budgetReplica;
     if (budgetReplica !== undefined) {
-      every(EVICT_EVERY_MS, () => budgetReplica.prune(Date.now()), 'budget counter expiry');
+      every(
+        EVICT_EVERY_MS,
+        () => {
+          const now = Date.now();
+          budgetReplica.prune(now);
+          this.store.saveBudgetCounters([], now);
+        },
+        'budget counter expiry',
+      );
     }
     every(
       EVICT_EVERY_MS,

@@ -15,6 +15,37 @@ const start = Date.UTC(2026, 2, 10);
 const dayEnd = (_agent: string, _budget: string, startMs: number) => startMs + DAY;
 
 describe('budget counters', () => {
+  it('go to the snapshot once per change, and a later run takes them back as other slots', () => {
+    const first = new BudgetReplica('a#1', dayEnd);
+    const peer = new BudgetReplica('b#1', dayEnd);
+    first.add('agent', 'daily', start, 3_000);
+    peer.add('agent', 'daily', start - DAY, 9_000); // yesterday's window
+    peer.add('agent', 'daily', start, 1_000);
+    first.merge(peer.entriesOfAgent('agent'), start + 1);
+    const rows = first.drainSnapshot();
+    expect(rows.map((r) => [r.slot, r.micros, r.endMs]).sort()).toEqual([
+      ['a#1', 3_000, start + DAY],
+      ['b#1', 1_000, start + DAY],
+    ]);
+    expect(first.drainSnapshot()).toEqual([]);
+    // The next run (incarnation 2) counts on a new slot beside the restored ones.
+    const next = new BudgetReplica('a#2', dayEnd);
+    next.restore(
+      [
+        ...rows,
+        {
+          ...rows[0],
+          limit: budgetLimitName('daily', start - DAY),
+          endMs: start,
+        } as (typeof rows)[0],
+      ],
+      start + 1,
+    );
+    next.add('agent', 'daily', start, 500);
+    expect(next.fleetSpent('agent', 'daily', start)).toBe(4_500);
+    expect(next.fleetSpent('agent', 'daily', start - DAY)).toBe(0);
+  });
+
   it('merge by the larger value per slot; the fleet spend is the sum of the slots', () => {
     const a = new BudgetReplica('a#1', dayEnd);
     const b = new BudgetReplica('b#1', dayEnd);

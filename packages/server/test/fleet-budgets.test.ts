@@ -20,13 +20,18 @@ afterEach(async () => {
 });
 afterAll(() => scratch.cleanup());
 
-function replicaConfig(id: string, meshPort: number, peers: readonly string[]): string {
+function replicaConfig(
+  id: string,
+  meshPort: number,
+  peers: readonly string[],
+  snapshots = false,
+): string {
   return writeConfig(
     scratch.dir,
     `
 node_id: ${id}
 data_dir: ${scratch.dir}/${id}
-snapshot: { enabled: false }
+snapshot: { enabled: ${snapshots} }
 limits:
   - { name: requests, capacity: 1000, refill: 1000, per: second }
 pricing:
@@ -139,5 +144,28 @@ describe('calendar budgets across replicas (mesh, real processes)', () => {
       const status = (await call(edge.url, 'GET', '/v1/replication')).body;
       expect(status.unknown_limit_entries).toBe(0);
     }
+  });
+
+  it('a fleet restarted at once still counts what each replica committed (snapshots keep the counters)', async () => {
+    const ports = await freePorts(2);
+    const peers = ports.map((p) => `127.0.0.1:${p}`);
+    const configs = ['sa', 'sb'].map((id, i) => replicaConfig(id, ports[i] as number, peers, true));
+    const start = () => Promise.all(configs.map((configPath) => startEdge({ configPath })));
+    const [a, b] = (await start()) as [Edge, Edge];
+    edges.push(a, b);
+    const agent = 'fleet-agent-3';
+    expect((await call(a.url, 'POST', '/v1/usage', usage('fleet-s1', agent, 75_000))).status).toBe(
+      200,
+    );
+    await eventually(async () => (await dailySpent(b, agent)) === 75_000, 2000);
+    // Both stop (a final snapshot each) and come back: b's own ledger never held a's usage,
+    // and a's new run has not counted anything yet.
+    expect(await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')])).toEqual([0, 0]);
+    const [a2, b2] = (await start()) as [Edge, Edge];
+    edges.push(a2, b2);
+    expect(await dailySpent(b2, agent)).toBe(75_000);
+    expect(await dailySpent(a2, agent)).toBe(75_000);
+    const denied = await call(b2.url, 'POST', '/v1/rate', usage('fleet-s2', agent, 37_500));
+    expect(denied.status).toBe(402);
   });
 });

@@ -83,6 +83,33 @@ describe('override records in the snapshot', () => {
     expect(limiter.getOverride('gone')).toBeUndefined();
   });
 
+  it('keep budget counters, the larger value per slot, until their window ends', () => {
+    const s = scratchDir();
+    cleanups.push(s.cleanup);
+    const store = new SqliteSnapshotStore(s.dir);
+    const row = (slot: string, micros: number, endMs: number) => ({
+      agentId: 'a',
+      limit: `$budget:daily@${endMs - 86_400_000}`,
+      slot,
+      micros,
+      endMs,
+    });
+    store.saveBudgetCounters([row('n1#1', 500, 10_000_000), row('n2#1', 70, 5_000)], 0);
+    store.saveBudgetCounters([row('n1#1', 400, 10_000_000)], 0);
+    store.close();
+    const reopened = new SqliteSnapshotStore(s.dir);
+    cleanups.push(() => reopened.close());
+    const bySlot = (rows: { slot: string }[]) => rows.sort((x, y) => x.slot.localeCompare(y.slot));
+    expect(bySlot(reopened.budgetCounters(0)).map((r) => [r.slot, r.micros])).toEqual([
+      ['n1#1', 500],
+      ['n2#1', 70],
+    ]);
+    // A window that ended is not read, and the next save deletes it.
+    expect(reopened.budgetCounters(5_000).map((r) => r.slot)).toEqual(['n1#1']);
+    reopened.saveBudgetCounters([], 5_000);
+    expect(reopened.budgetCounters(0).map((r) => r.slot)).toEqual(['n1#1']);
+  });
+
   it('migrates a version 1 file: its overrides stay, ordered before any timed record', () => {
     const s = scratchDir();
     cleanups.push(s.cleanup);

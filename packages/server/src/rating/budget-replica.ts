@@ -1,6 +1,7 @@
 import type { BucketEntry } from '@openclaw-edge/core';
 import type { FleetSpend } from '@openclaw-edge/rating';
 import { digestBucketOf } from '../replication/digest.js';
+import type { BudgetCounterRow } from '../snapshot/snapshot-store.js';
 
 /**
  * Limit names of budget counters start with this. Configured limit names are letters, digits,
@@ -57,6 +58,8 @@ export class BudgetReplica {
   private readonly byAgent = new Map<string, Map<string, WindowCounters>>();
   /** Agents whose own counters changed since the replicator last drained them. */
   private dirty = new Set<string>();
+  /** Agents whose counters (own or peers') changed since the last snapshot. */
+  private unsaved = new Set<string>();
 
   constructor(
     readonly slotId: string,
@@ -79,6 +82,7 @@ export class BudgetReplica {
     w.slots.set(this.slotId, (w.slots.get(this.slotId) ?? 0) + micros);
     w.total += micros;
     this.dirty.add(agentId);
+    this.unsaved.add(agentId);
   }
 
   /** The sum of every replica's counter for the window (0 when none is known). */
@@ -153,12 +157,44 @@ export class BudgetReplica {
         if (c.consumed > have) {
           w.slots.set(slot, c.consumed);
           w.total += c.consumed - have;
+          this.unsaved.add(e.agentId);
         }
       }
       // A window created for an entry with no usable slot is dropped again.
       if (w.slots.size === 0) this.drop(e.agentId, e.limit);
     }
     return skipped;
+  }
+
+  /** Every counter of the agents changed since the last call, as snapshot rows. */
+  drainSnapshot(): BudgetCounterRow[] {
+    const rows: BudgetCounterRow[] = [];
+    for (const agentId of this.unsaved) {
+      for (const [limit, w] of this.byAgent.get(agentId) ?? []) {
+        for (const [slot, micros] of w.slots) {
+          rows.push({ agentId, limit, slot, micros, endMs: w.endMs });
+        }
+      }
+    }
+    this.unsaved.clear();
+    return rows;
+  }
+
+  /**
+   * Takes counters back from a snapshot (larger value per slot; windows that ended are left
+   * out). This replica's counters of an earlier run are other slots: its new one starts at 0.
+   */
+  restore(rows: readonly BudgetCounterRow[], nowMs: number): void {
+    for (const r of rows) {
+      const parsed = parseBudgetLimit(r.limit);
+      if (parsed === undefined || r.endMs <= nowMs || !Number.isSafeInteger(r.micros)) continue;
+      const w = this.window(r.agentId, parsed.budget, parsed.windowStartMs, r.endMs);
+      const have = w.slots.get(r.slot) ?? 0;
+      if (r.micros > have) {
+        w.slots.set(r.slot, r.micros);
+        w.total += r.micros - have;
+      }
+    }
   }
 
   /** Drops every window that ended by `nowMs`; returns how many. */

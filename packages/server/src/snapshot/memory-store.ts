@@ -1,9 +1,16 @@
-import type { OverrideRecord, Snapshot, SnapshotEntry, SnapshotStore } from './snapshot-store.js';
+import type {
+  BudgetCounterRow,
+  OverrideRecord,
+  Snapshot,
+  SnapshotEntry,
+  SnapshotStore,
+} from './snapshot-store.js';
 
 /** A snapshot store that keeps nothing across processes. */
 export class MemorySnapshotStore implements SnapshotStore {
   private readonly buckets = new Map<string, SnapshotEntry>();
   private readonly records = new Map<string, OverrideRecord>();
+  private readonly counters = new Map<string, BudgetCounterRow>();
 
   load(): Snapshot {
     return { entries: [...this.buckets.values()], overrides: this.overrides() };
@@ -22,6 +29,15 @@ export class MemorySnapshotStore implements SnapshotStore {
 
   overrides(): OverrideRecord[] {
     return [...this.records.values()];
+  }
+
+  saveBudgetCounters(rows: readonly BudgetCounterRow[], nowMs: number): void {
+    for (const r of rows) this.counters.set(`${r.agentId}\u0000${r.limit}\u0000${r.slot}`, r);
+    for (const [key, r] of this.counters) if (r.endMs <= nowMs) this.counters.delete(key);
+  }
+
+  budgetCounters(nowMs: number): BudgetCounterRow[] {
+    return [...this.counters.values()].filter((r) => r.endMs > nowMs);
   }
 
   close(): void {}

@@ -28,6 +28,21 @@ export interface OverrideRecord {
   readonly node: string;
 }
 
+/**
+ * One replica's counter of committed spend in one calendar budget window of one agent
+ * (`rating/budget-replica.ts`), kept so a fleet restarted at once still counts its spend.
+ */
+export interface BudgetCounterRow {
+  readonly agentId: string;
+  /** The counter's reserved limit name, `$budget:<name>@<windowStartMs>`. */
+  readonly limit: string;
+  /** The replica (`node#incarnation`) that counted it. */
+  readonly slot: string;
+  readonly micros: number;
+  /** When the window ends: the row is useless after. */
+  readonly endMs: number;
+}
+
 /** What a snapshot holds: bucket states and runtime policy override records (removals too). */
 export interface Snapshot {
   readonly entries: SnapshotEntry[];
@@ -51,6 +66,13 @@ export interface SnapshotStore {
   saveOverride(record: OverrideRecord): void;
   /** The override records alone (what replication seeds its last-writer-wins log with). */
   overrides(): OverrideRecord[];
+  /**
+   * Upserts budget counters (one row per agent, window and replica slot) and deletes those of
+   * windows that ended by `nowMs`, in one transaction.
+   */
+  saveBudgetCounters(rows: readonly BudgetCounterRow[], nowMs: number): void;
+  /** The budget counters of windows that end after `nowMs`. */
+  budgetCounters(nowMs: number): BudgetCounterRow[];
   close(): void;
 }
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type AgentPolicy, decodeBucket, encodeBucket, type Limit } from '@openclaw-edge/core';
 import Database from 'better-sqlite3';
 import {
+  type BudgetCounterRow,
   limitFromJson,
   type OverrideRecord,
   type Snapshot,
@@ -13,8 +14,11 @@ import {
 /** The subset of better-sqlite3 this store calls. */
 type Db = InstanceType<typeof Database>;
 
-/** 2: override records keep their time and node, and removals are kept as rows (limits null). */
-const SCHEMA_VERSION = 2;
+/**
+ * 2: override records keep their time and node, and removals are kept as rows (limits null).
+ * 3: budget counters (fleet-wide calendar budgets).
+ */
+const SCHEMA_VERSION = 3;
 
 /**
  * Snapshots in SQLite (better-sqlite3, WAL) in the data dir: one row per agent and limit with
@@ -27,6 +31,9 @@ export class SqliteSnapshotStore implements SnapshotStore {
   private readonly remove;
   private readonly putOverride;
   private readonly selectOverrides;
+  private readonly putCounter;
+  private readonly dropEndedCounters;
+  private readonly selectCounters;
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true });
@@ -46,6 +53,14 @@ export class SqliteSnapshotStore implements SnapshotStore {
        SET limits = excluded.limits, at_ms = excluded.at_ms, node = excluded.node`,
     );
     this.selectOverrides = this.db.prepare('SELECT agent_id, limits, at_ms, node FROM overrides');
+    this.putCounter = this.db.prepare(
+      `INSERT INTO budget_counters (agent_id, limit_name, slot, micros, end_ms) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (agent_id, limit_name, slot) DO UPDATE SET micros = max(micros, excluded.micros)`,
+    );
+    this.dropEndedCounters = this.db.prepare('DELETE FROM budget_counters WHERE end_ms <= ?');
+    this.selectCounters = this.db.prepare(
+      'SELECT agent_id, limit_name, slot, micros, end_ms FROM budget_counters WHERE end_ms > ?',
+    );
   }
 
   load(): Snapshot {
@@ -99,6 +114,32 @@ export class SqliteSnapshotStore implements SnapshotStore {
     this.putOverride.run(record.agentId, limits, Math.floor(record.at), record.node);
   }
 
+  saveBudgetCounters(rows: readonly BudgetCounterRow[], nowMs: number): void {
+    this.db.transaction(() => {
+      for (const r of rows) {
+        this.putCounter.run(r.agentId, r.limit, r.slot, r.micros, Math.floor(r.endMs));
+      }
+      this.dropEndedCounters.run(Math.floor(nowMs));
+    })();
+  }
+
+  budgetCounters(nowMs: number): BudgetCounterRow[] {
+    const rows = this.selectCounters.all(Math.floor(nowMs)) as {
+      agent_id: string;
+      limit_name: string;
+      slot: string;
+      micros: number;
+      end_ms: number;
+    }[];
+    return rows.map((r) => ({
+      agentId: r.agent_id,
+      limit: r.limit_name,
+      slot: r.slot,
+      micros: r.micros,
+      endMs: r.end_ms,
+    }));
+  }
+
   close(): void {
     this.db.close();
   }
@@ -121,25 +162,36 @@ export class SqliteSnapshotStore implements SnapshotStore {
           updated_ms INTEGER NOT NULL,
           PRIMARY KEY (agent_id, limit_name)
         ) WITHOUT ROWID;
-        CREATE TABLE overrides_v2 (
-          agent_id TEXT PRIMARY KEY,
-          limits TEXT,
-          at_ms INTEGER NOT NULL,
-          node TEXT NOT NULL
+        CREATE TABLE IF NOT EXISTS budget_counters (
+          agent_id TEXT NOT NULL,
+          limit_name TEXT NOT NULL,
+          slot TEXT NOT NULL,
+          micros INTEGER NOT NULL,
+          end_ms INTEGER NOT NULL,
+          PRIMARY KEY (agent_id, limit_name, slot)
         ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS budget_counters_end ON budget_counters (end_ms);
       `);
-      if (version === 1) {
-        // v1 kept settings without their time: they order before any record that has one.
+      if (version < 2) {
         this.db.exec(`
-          INSERT INTO overrides_v2 (agent_id, limits, at_ms, node)
-            SELECT agent_id, limits, 0, '' FROM overrides;
-          DROP TABLE overrides;
+          CREATE TABLE overrides_v2 (
+            agent_id TEXT PRIMARY KEY,
+            limits TEXT,
+            at_ms INTEGER NOT NULL,
+            node TEXT NOT NULL
+          ) WITHOUT ROWID;
         `);
+        if (version === 1) {
+          // v1 kept settings without their time: they order before any record that has one.
+          this.db.exec(`
+            INSERT INTO overrides_v2 (agent_id, limits, at_ms, node)
+              SELECT agent_id, limits, 0, '' FROM overrides;
+            DROP TABLE overrides;
+          `);
+        }
+        this.db.exec('ALTER TABLE overrides_v2 RENAME TO overrides');
       }
-      this.db.exec(`
-        ALTER TABLE overrides_v2 RENAME TO overrides;
-        PRAGMA user_version = ${SCHEMA_VERSION};
-      `);
+      this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     })();
   }
 }
