@@ -139,10 +139,16 @@ describe('calendar budgets across replicas (mesh, real processes)', () => {
     expect(settled.body.ledger).toBe('recorded');
     await eventually(async () => (await dailySpent(B, other)) === 30_000, 2000);
 
-    // The counters are not limits: no replica reports them as unknown limit entries.
+    // The counters are not limits: no replica reports them as unknown limit entries. Each
+    // holds one daily window per agent that spent (the gauge follows the next tick).
     for (const edge of [A, B]) {
       const status = (await call(edge.url, 'GET', '/v1/replication')).body;
       expect(status.unknown_limit_entries).toBe(0);
+      await eventually(async () =>
+        /\nopenclaw_replication_budget_windows 2\n/.test(
+          String((await call(edge.url, 'GET', '/metrics')).body.raw),
+        ),
+      );
     }
   });
 

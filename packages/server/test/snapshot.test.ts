@@ -99,7 +99,8 @@ describe('override records in the snapshot', () => {
     store.close();
     const reopened = new SqliteSnapshotStore(s.dir);
     cleanups.push(() => reopened.close());
-    const bySlot = (rows: { slot: string }[]) => rows.sort((x, y) => x.slot.localeCompare(y.slot));
+    const bySlot = <T extends { slot: string }>(rows: T[]) =>
+      rows.sort((x, y) => x.slot.localeCompare(y.slot));
     expect(bySlot(reopened.budgetCounters(0)).map((r) => [r.slot, r.micros])).toEqual([
       ['n1#1', 500],
       ['n2#1', 70],

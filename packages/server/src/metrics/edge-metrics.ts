@@ -72,6 +72,7 @@ export class EdgeMetrics {
     readonly lagSeconds: Gauge<'peer'>;
     readonly deltas: Counter<'direction' | 'outcome'>;
     readonly bytes: Counter<'direction'>;
+    readonly budgetWindows: Gauge;
   };
 
   constructor(private readonly options: EdgeMetricsOptions) {
@@ -134,6 +135,11 @@ export class EdgeMetrics {
         name: 'openclaw_replication_bytes_total',
         help: 'Replication payload bytes sent and received',
         labelNames: ['direction'],
+        registers,
+      }),
+      budgetWindows: new Gauge({
+        name: 'openclaw_replication_budget_windows',
+        help: 'Calendar budget windows whose fleet-wide spend counters this replica holds',
         registers,
       }),
     };

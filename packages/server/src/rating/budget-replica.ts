@@ -60,6 +60,7 @@ export class BudgetReplica {
   private dirty = new Set<string>();
   /** Agents whose counters (own or peers') changed since the last snapshot. */
   private unsaved = new Set<string>();
+  private windowCount = 0;
 
   constructor(
     readonly slotId: string,
@@ -204,6 +205,7 @@ export class BudgetReplica {
       for (const [limit, w] of windows) {
         if (w.endMs <= nowMs) {
           windows.delete(limit);
+          this.windowCount--;
           dropped++;
         }
       }
@@ -223,9 +225,7 @@ export class BudgetReplica {
 
   /** Windows held (all agents). */
   get size(): number {
-    let n = 0;
-    for (const windows of this.byAgent.values()) n += windows.size;
-    return n;
+    return this.windowCount;
   }
 
   private window(agentId: string, budget: string, startMs: number, endMs?: number): WindowCounters {
@@ -245,13 +245,14 @@ export class BudgetReplica {
         total: 0,
       };
       windows.set(limit, w);
+      this.windowCount++;
     }
     return w;
   }
 
   private drop(agentId: string, limit: string): void {
     const windows = this.byAgent.get(agentId);
-    windows?.delete(limit);
+    if (windows?.delete(limit)) this.windowCount--;
     if (windows?.size === 0) this.byAgent.delete(agentId);
   }
 }

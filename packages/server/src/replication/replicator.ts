@@ -318,6 +318,7 @@ export class Replicator {
     const entries = this.options.limiter.drainDirty(now, Number.POSITIVE_INFINITY, 'replication');
     const budgets = this.options.budgets;
     if (budgets !== undefined) {
+      this.options.metrics?.replication.budgetWindows.set(budgets.size);
       // Every agent in the delta goes with all its entries, limiter's and budget counters alike:
       // the Redis transport stores a delta's entries of an agent as this replica's whole view.
       const inDelta = new Set<string>();
