@@ -41,7 +41,7 @@
  *   is shared: before each server starts the bench waits for quiet, and a measurement during
  *   which other processes used more than a quarter of a core is repeated once.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import {
   copyFileSync,
   mkdirSync,
@@ -59,6 +59,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import {
+  clockTicks,
   fmtInt,
   gitState,
   loadAverage,
@@ -66,6 +67,7 @@ import {
   mulberry32,
   nodeCommand,
   percentile,
+  procCpuS,
   progress,
   round,
   sleep,
@@ -361,25 +363,6 @@ function contenders(tmp: string, deniedLimit: () => LimitSpec): Record<Name, Con
 
 // ---------------------------------------------------------------------------------------------
 // CPU accounting
-
-let clockTicks = 100;
-try {
-  clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-} catch {
-  // Linux default
-}
-
-/** CPU seconds (user + system) a process has used, from /proc; NaN where unavailable. */
-function procCpuS(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
-  } catch {
-    return Number.NaN;
-  }
-}
 
 /** CPU seconds all CPUs spent busy (not idle, not waiting for I/O), from /proc/stat. */
 function systemBusyS(): number {

@@ -14,7 +14,9 @@
  *   logging off. autocannon (in this process) sends every request with fresh event ids
  *   (setupRequest), pipelining 1, keep-alive, 64 connections, after a 3 s warm-up.
  * - events/s = 2xx responses × batch size / seconds. Afterwards the rows in the database are
- *   counted: every acknowledged event must be there (the run fails otherwise).
+ *   counted: every acknowledged event must be there (the run fails otherwise). Server CPU per
+ *   event (user + system of the server process over the measured seconds, from /proc) is
+ *   reported beside it, to compare commits pair by pair.
  * - Per-event commit: the same server with group commit off (group_commit_ms 0,
  *   max_batch_events 1): one transaction per event, 64 connections sending one event each.
  * - Naive SQLite: one better-sqlite3 connection (WAL, synchronous=FULL, like the server), one
@@ -30,7 +32,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { gitState, loadAverage, progress, round, startEdgeProcess, table } from './support.js';
+import {
+  gitState,
+  loadAverage,
+  procCpuS,
+  progress,
+  round,
+  startEdgeProcess,
+  table,
+} from './support.js';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const CONNECTIONS = 64;
@@ -86,6 +96,11 @@ interface Case {
   readonly p99Ms: number;
   readonly non2xx: number;
   readonly rowsStored: number;
+  /**
+   * CPU the server process (all its threads) used per acknowledged event, in µs: steadier than
+   * events/s on a shared machine, so two commits compare better by it.
+   */
+  readonly serverCpuUsPerEvent: number;
 }
 
 async function load(url: string, batch: number, seconds: number): Promise<AcResult> {
@@ -133,7 +148,9 @@ async function measureServer(
       await load(server.url, batch, WARMUP_S);
       const before = await countRows();
       progress(`${db}: measuring ${seconds} s, batch ${batch}, ${CONNECTIONS} connections`);
+      const cpuBefore = procCpuS(server.child.pid as number);
       const r = await load(server.url, batch, seconds);
+      const cpuS = procCpuS(server.child.pid as number) - cpuBefore;
       const ok = Object.entries(r.statusCodeStats)
         .filter(([code]) => code.startsWith('2'))
         .reduce((s, [, v]) => s + v.count, 0);
@@ -153,9 +170,10 @@ async function measureServer(
         p99Ms: r.latency.p99,
         non2xx: r.non2xx + r.errors + r.timeouts,
         rowsStored,
+        serverCpuUsPerEvent: round((cpuS * 1e6) / (ok * batch), 1),
       };
       progress(
-        `${db} batch ${batch}: ${c.eventsPerS} events/s (${c.requestsPerS} req/s, p50 ${c.p50Ms} ms, p99 ${c.p99Ms} ms, non-2xx/errors ${c.non2xx})`,
+        `${db} batch ${batch}: ${c.eventsPerS} events/s (${c.requestsPerS} req/s, p50 ${c.p50Ms} ms, p99 ${c.p99Ms} ms, server CPU ${c.serverCpuUsPerEvent} µs/event, non-2xx/errors ${c.non2xx})`,
       );
       cases.push(c);
     }
@@ -335,19 +353,21 @@ export async function main(args: readonly string[]): Promise<void> {
   };
   console.log(
     `\n${table([
-      ['case', 'events/s', 'req/s', 'p50 ms', 'p99 ms', 'errors'],
+      ['case', 'events/s', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/event', 'errors'],
       ...cases.map((c) => [
         `${c.db} ${c.commit} commit, batch ${c.batch}`,
         String(c.eventsPerS),
         String(c.requestsPerS),
         String(c.p50Ms),
         String(c.p99Ms),
+        String(c.serverCpuUsPerEvent),
         String(c.non2xx),
       ]),
-      ['naive sqlite (1 INSERT/event)', String(naiveSqlitePerS), '-', '-', '-', '-'],
+      ['naive sqlite (1 INSERT/event)', String(naiveSqlitePerS), '-', '-', '-', '-', '-'],
       [
         'naive postgres (1 INSERT/event, 16 conns)',
         String(naivePostgresPerS ?? '-'),
+        '-',
         '-',
         '-',
         '-',

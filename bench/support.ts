@@ -3,6 +3,7 @@
  * formatting, and what was measured (commit, load).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -181,4 +182,25 @@ export function startEdgeProcess(configPath: string, label = 'edge'): Promise<Ed
     });
     void exited.then(() => reject(new Error(`${label}: exited before ready\n${stderr}`)));
   });
+}
+
+/** Clock ticks per second of /proc's CPU times (Linux default 100). */
+export const clockTicks = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU seconds (user + system) a process has used, from /proc; NaN where unavailable. */
+export function procCpuS(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+  } catch {
+    return Number.NaN;
+  }
 }
