@@ -96,10 +96,7 @@ interface Case {
   readonly p99Ms: number;
   readonly non2xx: number;
   readonly rowsStored: number;
-  /**
-   * CPU the server process (all its threads) used per acknowledged event, in µs: steadier than
-   * events/s on a shared machine, so two commits compare better by it.
-   */
+  /** CPU the server process (all its threads) used per acknowledged event, in µs. */
   readonly serverCpuUsPerEvent: number;
 }
 
