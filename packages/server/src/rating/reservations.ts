@@ -247,7 +247,7 @@ export class Reservations {
     if (r === undefined) {
       throw new HttpProblem(
         'RESERVATION_NOT_FOUND',
-        'no such reservation (unknown, forgotten after closing, or held by a server that restarted); post the usage to /v1/usage instead',
+        'no such reservation on this replica (unknown, made on another replica, forgotten after closing, or held by a server that restarted); post the usage to /v1/usage instead',
         { reservation_id: id },
       );
     }
