@@ -34,7 +34,12 @@ const row = (eventId: string, agentId: string, costMicros: number): LedgerRow =>
   recordedMs: NOW,
 });
 
-describe('budget cache', () => {
+/**
+ * A SQLite ledger, its group-commit writer and a budget cache over them (hooks registered in
+ * the calling describe), with what the service does after a commit
+ * (RatingService.chargeCommitted) and an agent's spend as the cache reports it.
+ */
+function cacheFixture() {
   const scratch = scratchDir();
   const store = openSqliteLedger(scratch.dir);
   const writer = new GroupCommitWriter(store, 1, 100);
@@ -45,14 +50,20 @@ describe('budget cache', () => {
     await store.close();
     scratch.cleanup();
   });
-
-  /** What the service does after a commit: charge in memory only when loaded. */
   const commitAndCharge = async (r: LedgerRow) => {
     const outcome = await writer.write(r);
-    if (outcome.status === 'recorded') cache.peek(r.agentId)?.charge(r.costMicros, r.timeMs, NOW);
+    if (outcome.status !== 'recorded') return;
+    const loaded = cache.peek(r.agentId);
+    if (loaded !== undefined) loaded.charge(r.costMicros, r.timeMs, NOW, 'commit');
+    else cache.committedUnloaded(r.agentId, r.costMicros, r.timeMs, NOW);
   };
   const spent = async (agent: string) =>
     (await cache.get(agent, NOW)).statuses(NOW)[0]?.spentMicros;
+  return { store, writer, cache, commitAndCharge, spent };
+}
+
+describe('budget cache', () => {
+  const { store, writer, cache, commitAndCharge, spent } = cacheFixture();
 
   it('counts every committed event exactly once, whether it lands before, during or after the load', async () => {
     await commitAndCharge(row('a1', 'a', 100)); // before any load: the load reads it
@@ -107,32 +118,12 @@ describe('budget cache', () => {
 });
 
 describe('budget cache with fleet counters', () => {
-  const scratch = scratchDir();
-  const store = openSqliteLedger(scratch.dir);
-  const writer = new GroupCommitWriter(store, 1, 100);
-  const cache = new BudgetCache(() => [daily], 'UTC', store, writer);
+  const { cache, commitAndCharge, spent } = cacheFixture();
   const fleet = new BudgetReplica('here#1', (agent, budget, start) =>
     cache.windowEnd(agent, budget, start),
   );
   cache.replicate(fleet);
   const today = Date.parse('2026-03-10T00:00:00Z');
-  beforeAll(() => store.migrate());
-  afterAll(async () => {
-    await writer.close();
-    await store.close();
-    scratch.cleanup();
-  });
-
-  /** What the service does after a commit (RatingService.chargeCommitted). */
-  const commitAndCharge = async (r: LedgerRow) => {
-    const outcome = await writer.write(r);
-    if (outcome.status !== 'recorded') return;
-    const loaded = cache.peek(r.agentId);
-    if (loaded !== undefined) loaded.charge(r.costMicros, r.timeMs, NOW, 'commit');
-    else cache.committedUnloaded(r.agentId, r.costMicros, r.timeMs, NOW);
-  };
-  const spent = async (agent: string) =>
-    (await cache.get(agent, NOW)).statuses(NOW)[0]?.spentMicros;
 
   it('own commits reach the counter whether or not the agent is loaded, and count once', async () => {
     await commitAndCharge(row('f1', 'f', 100)); // not loaded
