@@ -1,13 +1,14 @@
 import { type BucketEntry, decodeEntries, definePolicy, encodeEntries } from '@openclaw-edge/core';
+import { Limiter } from '@openclaw-edge/engine';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { BudgetReplica, budgetLimitName, parseBudgetLimit } from '../src/rating/budget-replica.js';
-import { computeDigest, digestBucketOf } from '../src/replication/digest.js';
+import { computeDigest, digestBucketOf, entriesOfBuckets } from '../src/replication/digest.js';
 import { MeshTransport } from '../src/replication/mesh.js';
 import { RedisTransport, stateTtlFor } from '../src/replication/redis.js';
 import type { ReplicationTransport } from '../src/replication/replicator.js';
 import { eventually, freePorts } from './harness.js';
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from './redis.js';
-import { type Replica, remaining, startInProcessReplica } from './replicas.js';
+import { policy, type Replica, remaining, startInProcessReplica } from './replicas.js';
 
 const DAY = 86_400_000;
 const start = Date.UTC(2026, 2, 10);
@@ -135,11 +136,20 @@ describe('budget counters', () => {
     });
   });
 
-  it('hands out the agents of the digest buckets asked for', () => {
+  it('hands out the agents of the digest buckets asked for', async () => {
     const a = new BudgetReplica('a#1', dayEnd);
     a.add('x', 'daily', start, 1);
     a.add('y', 'daily', start, 1);
-    const got = a.entriesOf([digestBucketOf('x')]).map((e) => e.agentId);
+    // The repair and pull path: the limiter's agents of those buckets, and the counters'.
+    const limiter = new Limiter({ nodeId: 'a', incarnation: 1, defaultPolicy: policy });
+    const { entries } = await entriesOfBuckets(
+      limiter,
+      [digestBucketOf('x')],
+      () => start,
+      Number.POSITIVE_INFINITY,
+      a,
+    );
+    const got = entries.map((e) => e.agentId);
     expect(got).toContain('x');
     if (digestBucketOf('y') !== digestBucketOf('x')) expect(got).not.toContain('y');
   });

@@ -1,6 +1,5 @@
 import type { BucketEntry } from '@openclaw-edge/core';
 import type { FleetSpend } from '@openclaw-edge/rating';
-import { digestBucketOf } from '../replication/digest.js';
 import type { BudgetCounterRow } from '../snapshot/snapshot-store.js';
 
 /**
@@ -116,16 +115,6 @@ export class BudgetReplica {
         limit,
         state: { revision: 0, params: 0, epochMs: w.startMs, overflow: 0, slots },
       });
-    }
-    return out;
-  }
-
-  /** Every counter of the agents in these digest buckets. */
-  entriesOf(buckets: readonly number[]): BucketEntry[] {
-    const wanted = new Set(buckets);
-    const out: BucketEntry[] = [];
-    for (const agentId of this.byAgent.keys()) {
-      if (wanted.has(digestBucketOf(agentId))) out.push(...this.entriesOfAgent(agentId));
     }
     return out;
   }
