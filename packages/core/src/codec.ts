@@ -184,8 +184,7 @@ function checkedState(
  * surrogate would be encoded as U+FFFD, silently merging two ids). Checked on both ends, so the
  * encoder never writes a message the decoder refuses.
  */
-function checkId(id: string, what: string): void {
-  const bytes = encoder.encode(id).length;
+function checkId(id: string, what: string, bytes = encoder.encode(id).length): void {
   if (bytes === 0 || bytes > MAX_ID_BYTES) {
     throw new InvalidStateError(`${what} must be 1-${MAX_ID_BYTES} UTF-8 bytes (got ${bytes})`);
   }
@@ -228,8 +227,8 @@ class Writer {
   }
 
   string(value: string): void {
-    checkId(value, 'id');
     const bytes = encoder.encode(value);
+    checkId(value, 'id', bytes.length);
     this.varuint(bytes.length);
     this.reserve(bytes.length);
     this.buf.set(bytes, this.pos);

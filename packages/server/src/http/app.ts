@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import type { EdgeMetrics } from '../metrics/edge-metrics.js';
 import { authenticate } from './auth-hook.js';
+import { AJV_OPTIONS } from './check.js';
+import { fastCheckServer } from './fast-check.js';
 import { registerHealthRoutes } from './health-routes.js';
 import { registerLimitRoutes } from './limit-routes.js';
 import { registerMetricsRoutes } from './metrics-routes.js';
@@ -13,10 +15,14 @@ import type { EdgeRuntime } from './runtime.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
-/** Request ids: a random per-process prefix and a counter, unique without a random draw per request. */
+/**
+ * The caller's `x-request-id` when it is a sane one, else a random per-process prefix and a
+ * counter: unique without a random draw per request.
+ */
 const requestIdPrefix = randomBytes(6).toString('base64url');
 let requestCounter = 0;
-function nextRequestId(): string {
+function requestId(given: string | string[] | undefined): string {
+  if (typeof given === 'string' && REQUEST_ID.test(given)) return given;
   requestCounter++;
   return `${requestIdPrefix}-${requestCounter.toString(36)}`;
 }
@@ -43,30 +49,44 @@ export interface AppOptions {
  * problem details from one handler.
  */
 export function buildApp(runtime: EdgeRuntime, options: AppOptions): FastifyInstance {
+  let closing = false;
+  const logInternalError = (error: unknown, id: string) => {
+    if (options.logger) options.logger.error({ err: error, request_id: id }, 'request failed');
+  };
+  // The check fast path answers without Fastify, so it stays off where Fastify must see every
+  // request: per-request logging, and the exporter (which has no check route).
+  const fastCheck =
+    options.role !== 'exporter' && options.logRequests !== true
+      ? {
+          serverFactory: fastCheckServer({
+            runtime,
+            ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+            logInternalError,
+            requestId,
+            isClosing: () => closing,
+          }),
+        }
+      : {};
   const app = Fastify({
+    ...fastCheck,
     // Fastify builds a child logger per request when it has one; without request logging that is
     // pure cost, so failures are logged by our error handler with the request id instead.
     ...(options.logger === false || options.logRequests !== true
       ? { logger: false }
       : { loggerInstance: options.logger }),
     bodyLimit: runtime.bodyLimitBytes,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : nextRequestId();
-    },
+    genReqId: (req) => requestId(req.headers['x-request-id']),
     logController: new LogController({
       requestIdLogLabel: 'request_id',
       disableRequestLogging: options.logRequests !== true,
     }),
     return503OnClosing: true,
-    ajv: {
-      customOptions: {
-        removeAdditional: false,
-        coerceTypes: false,
-        useDefaults: false,
-        allErrors: false,
-      },
-    },
+    ajv: { customOptions: AJV_OPTIONS },
+  });
+  // Fastify marks itself closing (and answers 503) before it runs the preClose hooks.
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
   });
   app.decorateRequest('principal', undefined);
   // JSON only: a text body is refused with 415 rather than parsed and rejected as a bad shape.
@@ -84,10 +104,8 @@ export function buildApp(runtime: EdgeRuntime, options: AppOptions): FastifyInst
     done();
   });
   app.setErrorHandler((error, request, reply) => {
-    const body = toProblem(error, request);
-    if (body.status >= 500 && options.logger) {
-      options.logger.error({ err: error, request_id: request.id }, 'request failed');
-    }
+    const body = toProblem(error, request.id, request.routeOptions.bodyLimit);
+    if (body.status >= 500) logInternalError(error, request.id);
     return sendProblem(reply, body);
   });
   app.setNotFoundHandler((request, reply) =>
@@ -95,7 +113,7 @@ export function buildApp(runtime: EdgeRuntime, options: AppOptions): FastifyInst
       reply,
       toProblem(
         new HttpProblem('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
-        request,
+        request.id,
       ),
     ),
   );

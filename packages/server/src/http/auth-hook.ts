@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyRequest } from 'fastify';
 import { LOOPBACK_PRINCIPAL, mayActFor, type Principal } from '../auth/api-keys.js';
 import type { Scope } from '../config/schema.js';
@@ -22,10 +23,23 @@ declare module 'fastify' {
 export function authenticate(runtime: EdgeRuntime, request: FastifyRequest): void {
   const scope = request.routeOptions.config.scope;
   if (scope === undefined) return;
+  request.principal = principalFor(runtime, scope, request.socket.remoteAddress, request.headers);
+}
+
+/**
+ * The principal a request with these headers, from this address, acts as for `scope`; throws
+ * the 401/403 problem otherwise. Shared by the Fastify hook and the `POST /v1/check` fast path.
+ */
+export function principalFor(
+  runtime: EdgeRuntime,
+  scope: Scope,
+  remoteAddress: string | undefined,
+  headers: IncomingHttpHeaders,
+): Principal {
   const keys = runtime.apiKeys();
   let principal: Principal | undefined;
   if (!keys.enabled) {
-    if (!isLoopback(request.socket.remoteAddress)) {
+    if (!isLoopback(remoteAddress)) {
       throw new HttpProblem(
         'LOOPBACK_ONLY',
         'no API keys are configured, so only clients on this machine are served; configure api_keys to serve others',
@@ -33,7 +47,7 @@ export function authenticate(runtime: EdgeRuntime, request: FastifyRequest): voi
     }
     principal = LOOPBACK_PRINCIPAL;
   } else {
-    const secret = presentedKey(request);
+    const secret = presentedKey(headers);
     if (secret === undefined) {
       throw new HttpProblem('UNAUTHENTICATED', 'send an API key as "Authorization: Bearer <key>"');
     }
@@ -47,12 +61,16 @@ export function authenticate(runtime: EdgeRuntime, request: FastifyRequest): voi
       `the API key "${principal.name}" lacks the "${scope}" scope`,
     );
   }
-  request.principal = principal;
+  return principal;
 }
 
 /** Throws 403 unless the authenticated principal may act for `agentId`. */
 export function authorizeAgent(request: FastifyRequest, agentId: string): void {
-  const principal = request.principal;
+  authorizePrincipal(request.principal, agentId);
+}
+
+/** Throws 403 unless `principal` (undefined on an open route) may act for `agentId`. */
+export function authorizePrincipal(principal: Principal | undefined, agentId: string): void {
   if (principal !== undefined && !mayActFor(principal, agentId)) {
     throw new HttpProblem(
       'FORBIDDEN',
@@ -64,13 +82,13 @@ export function authorizeAgent(request: FastifyRequest, agentId: string): void {
   }
 }
 
-function presentedKey(request: FastifyRequest): string | undefined {
-  const auth = request.headers.authorization;
+function presentedKey(headers: IncomingHttpHeaders): string | undefined {
+  const auth = headers.authorization;
   if (typeof auth === 'string') {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(auth);
     return match?.[1];
   }
-  const header = request.headers['x-api-key'];
+  const header = headers['x-api-key'];
   return typeof header === 'string' && header.length > 0 ? header : undefined;
 }
 

@@ -1,44 +1,19 @@
 import { type Cost, EdgeError } from '@openclaw-edge/core';
-import type { Decision } from '@openclaw-edge/engine';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { authorizeAgent } from './auth-hook.js';
-import { setRateLimitHeaders } from './headers.js';
-import { HttpProblem, type Problem, problem, sendProblem, toProblem } from './problem.js';
+import { type CheckBody, checkSerializers, decideCheck, validateCheck } from './check.js';
+import { rateLimitHeaders } from './headers.js';
+import { HttpProblem, type Problem, sendProblem, toProblem } from './problem.js';
 import type { EdgeRuntime } from './runtime.js';
 import * as schemas from './schemas.js';
 import { limitsView, refundView } from './views.js';
-
-interface CheckBody {
-  agent_id: string;
-  cost?: Cost;
-  limits?: string[];
-}
 
 /** Decision routes: check, batch check, refund, and reading an agent's quota. */
 export function registerLimitRoutes(app: FastifyInstance, runtime: EdgeRuntime): void {
   const { limiter } = runtime;
 
-  /** Runs one check and renders it as the body (and headers) of a single-check response. */
-  const decide = (request: FastifyRequest, body: CheckBody, reply?: FastifyReply) => {
-    authorizeAgent(request, body.agent_id);
-    const now = runtime.now();
-    const { decision, status } = limiter.checkAndPeek(
-      body.agent_id,
-      body.cost ?? 1,
-      now,
-      body.limits,
-    );
-    if (reply !== undefined) setRateLimitHeaders(reply, status, decision);
-    const view = {
-      agent_id: body.agent_id,
-      allowed: decision.allowed,
-      limit: decision.limit.name,
-      limits: limitsView(status),
-    };
-    if (decision.allowed) return { ok: true as const, body: { ...view, retry_after_ms: 0 } };
-    return { ok: false as const, body: denial(decision, view) };
-  };
-
+  // The fast path in fast-check.ts answers most of these requests before Fastify sees them, with
+  // the same validator, serialisers and decision; this route answers the rest.
   app.post(
     '/v1/check',
     {
@@ -52,11 +27,14 @@ export function registerLimitRoutes(app: FastifyInstance, runtime: EdgeRuntime):
           429: schemas.denialResponse,
         },
       },
+      validatorCompiler: () => validateCheck,
+      serializerCompiler: ({ httpStatus }) => checkSerializers[httpStatus ?? '200']!,
     },
     async (request, reply) => {
-      const result = decide(request, request.body as CheckBody, reply);
-      if (result.ok) return result.body;
-      return sendProblem(reply, result.body);
+      const outcome = decideCheck(runtime, request.principal, request.body as CheckBody);
+      reply.headers(rateLimitHeaders(outcome.agent, outcome.decision));
+      if (outcome.status === 200) return outcome.body;
+      return sendProblem(reply, outcome.body as Problem);
     },
   );
 
@@ -73,10 +51,14 @@ export function registerLimitRoutes(app: FastifyInstance, runtime: EdgeRuntime):
       const { checks } = request.body as { checks: CheckBody[] };
       const results = checks.map((check) => {
         try {
-          return decide(request, check).body;
+          return decideCheck(runtime, request.principal, check).body;
         } catch (error) {
           if (error instanceof EdgeError || error instanceof HttpProblem) {
-            return { agent_id: check.agent_id, allowed: false, error: toProblem(error, request) };
+            return {
+              agent_id: check.agent_id,
+              allowed: false,
+              error: toProblem(error, request.id),
+            };
           }
           throw error;
         }
@@ -126,27 +108,6 @@ export function registerLimitRoutes(app: FastifyInstance, runtime: EdgeRuntime):
         override: limiter.getOverride(agent_id) !== undefined,
         limits: limitsView(status),
       };
-    },
-  );
-}
-
-function denial(decision: Decision, view: Record<string, unknown>): Problem {
-  const name = decision.limit.name;
-  if (!Number.isFinite(decision.retryAfterMs)) {
-    return problem(
-      422,
-      'COST_EXCEEDS_CAPACITY',
-      `the cost exceeds the capacity (${decision.limit.capacityTokens}) of limit "${name}"; it can never be admitted`,
-      { ...view, retry_after_ms: null },
-    );
-  }
-  return problem(
-    429,
-    'RATE_LIMITED',
-    `limit "${name}" has too few tokens; retry in ${decision.retryAfterMs} ms`,
-    {
-      ...view,
-      retry_after_ms: decision.retryAfterMs,
     },
   );
 }

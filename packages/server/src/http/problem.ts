@@ -1,5 +1,5 @@
 import { EdgeError } from '@openclaw-edge/core';
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyReply } from 'fastify';
 
 /**
  * RFC 9457 problem details, with a stable `code` every client can branch on. This file is the
@@ -102,8 +102,11 @@ export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
   return reply.status(body.status).type('application/problem+json').send(body);
 }
 
-/** Maps any error a route or Fastify raised to a problem; never leaks internals on a 500. */
-export function toProblem(error: unknown, request: FastifyRequest): Problem {
+/**
+ * Maps any error a route or Fastify raised to a problem; never leaks internals on a 500, whose
+ * detail quotes `requestId` instead.
+ */
+export function toProblem(error: unknown, requestId: string, bodyLimit?: number): Problem {
   if (error instanceof HttpProblem)
     return problem(error.status, error.code, error.message, error.extensions);
   if (error instanceof EdgeError) {
@@ -132,7 +135,7 @@ export function toProblem(error: unknown, request: FastifyRequest): Problem {
       return problem(
         413,
         'BODY_TOO_LARGE',
-        `the request body exceeds the limit of ${request.routeOptions.bodyLimit ?? 'the server'} bytes`,
+        `the request body exceeds the limit of ${bodyLimit ?? 'the server'} bytes`,
       );
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return problem(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
@@ -145,7 +148,7 @@ export function toProblem(error: unknown, request: FastifyRequest): Problem {
   return problem(
     500,
     'INTERNAL',
-    `internal error; quote request id ${request.id} when reporting it`,
+    `internal error; quote request id ${requestId} when reporting it`,
   );
 }
 

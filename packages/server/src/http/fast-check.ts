@@ -1,0 +1,160 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { FastifyServerFactory, FastifyServerFactoryHandler } from 'fastify';
+import { parse as parseJson } from 'secure-json-parse';
+import type { Principal } from '../auth/api-keys.js';
+import type { EdgeMetrics } from '../metrics/edge-metrics.js';
+import { principalFor } from './auth-hook.js';
+import { type CheckBody, checkSerializers, decideCheck, validateCheck } from './check.js';
+import { rateLimitHeaders } from './headers.js';
+import { HttpProblem, type Problem, toProblem } from './problem.js';
+import type { EdgeRuntime } from './runtime.js';
+
+/**
+ * The hot path of `POST /v1/check`, answered straight on node:http in front of Fastify.
+ *
+ * Why: per request, Fastify's hooks, reply object, promise wrap and header bookkeeping cost about
+ * as much server time as everything else we do (docs/architecture.md, "The check fast path";
+ * BENCHMARKS.md). This path does the same work with none of that plumbing: same authentication,
+ * same JSON parser (secure-json-parse, prototype poisoning refused), the same compiled validator
+ * and serialisers as the Fastify route (`check.ts`), the same problem documents and headers, the
+ * same latency histogram.
+ *
+ * It only takes requests it can answer exactly as Fastify would, and decides that before it reads
+ * a byte of the body: `POST /v1/check` with no query string, a JSON content type, a
+ * Content-Length within the body limit, valid credentials, and the server not closing. Anything
+ * else (a 401, a 413, a 415, chunked bodies, shutdown's 503) goes to Fastify untouched.
+ */
+export interface FastCheckOptions {
+  readonly runtime: EdgeRuntime;
+  readonly metrics?: EdgeMetrics;
+  /** Logs a 500 the way the app's error handler does. */
+  logInternalError(error: unknown, requestId: string): void;
+  /** Request id: the caller's valid `x-request-id`, or a fresh one. */
+  requestId(given: string | string[] | undefined): string;
+  /** True once the app started closing: Fastify then answers 503 and closes connections. */
+  isClosing(): boolean;
+}
+
+const PATH = '/v1/check';
+const JSON_TYPES = new Set(['application/json', 'application/json; charset=utf-8']);
+const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const;
+const SCOPE = 'check';
+
+/** A Fastify `serverFactory`: node:http with Fastify's timeouts, the fast path in front. */
+export function fastCheckServer(options: FastCheckOptions): FastifyServerFactory {
+  return (handler: FastifyServerFactoryHandler, fastifyOptions): Server => {
+    const server = createServer((req, res) => {
+      const principal = eligible(options, req);
+      if (principal === undefined) handler(req, res);
+      else readAndAnswer(options, principal, req, res);
+    });
+    // What Fastify applies to a server it creates itself (lib/server.js).
+    const { keepAliveTimeout, requestTimeout, connectionTimeout, maxRequestsPerSocket } =
+      fastifyOptions as {
+        keepAliveTimeout: number;
+        requestTimeout: number;
+        connectionTimeout: number;
+        maxRequestsPerSocket: number;
+      };
+    server.keepAliveTimeout = keepAliveTimeout;
+    server.requestTimeout = requestTimeout;
+    server.setTimeout(connectionTimeout);
+    if (maxRequestsPerSocket > 0) server.maxRequestsPerSocket = maxRequestsPerSocket;
+    return server;
+  };
+}
+
+/** The principal when this path answers the request; undefined hands it to Fastify. */
+function eligible(options: FastCheckOptions, req: IncomingMessage): Principal | undefined {
+  if (req.method !== 'POST' || req.url !== PATH || options.isClosing()) return undefined;
+  const { headers } = req;
+  const type = headers['content-type'];
+  if (type === undefined || !JSON_TYPES.has(type.toLowerCase())) return undefined;
+  const length = headers['content-length'];
+  if (length === undefined || !(Number(length) <= options.runtime.bodyLimitBytes)) {
+    return undefined;
+  }
+  try {
+    return principalFor(options.runtime, SCOPE, req.socket.remoteAddress, headers);
+  } catch {
+    return undefined; // Fastify's hook answers the 401/403 with the same problem.
+  }
+}
+
+function readAndAnswer(
+  options: FastCheckOptions,
+  principal: Principal,
+  req: IncomingMessage,
+  res: ServerResponse,
+): void {
+  const started = performance.now();
+  const requestId = options.requestId(req.headers['x-request-id']);
+  let text = '';
+  req.setEncoding('utf8');
+  req.on('data', (chunk: string) => {
+    text += chunk;
+  });
+  req.on('end', () => {
+    const status = answer(options, principal, requestId, text, res);
+    options.metrics?.observeRequest('POST', PATH, status, (performance.now() - started) / 1000);
+  });
+  // An aborted upload: the client is gone and there is no one to answer.
+  req.on('error', () => {});
+}
+
+/** Parses, validates, decides and writes the response; returns its status. */
+function answer(
+  options: FastCheckOptions,
+  principal: Principal,
+  requestId: string,
+  text: string,
+  res: ServerResponse,
+): number {
+  try {
+    const body = parseBody(text);
+    const outcome = decideCheck(options.runtime, principal, body);
+    const payload = checkSerializers[outcome.status]!(outcome.body);
+    const headers = rateLimitHeaders(outcome.agent, outcome.decision);
+    return send(res, outcome.status, requestId, payload, outcome.status === 200, headers);
+  } catch (error) {
+    const body: Problem = toProblem(error, requestId, options.runtime.bodyLimitBytes);
+    if (body.status >= 500) options.logInternalError(error, requestId);
+    return send(res, body.status, requestId, JSON.stringify(body), false);
+  }
+}
+
+/** The body as a check, or the same error Fastify's parser and validator would raise. */
+function parseBody(text: string): CheckBody {
+  let body: unknown;
+  try {
+    if (text.length === 0) throw new Error('empty');
+    body = parseJson(text, PARSE_OPTIONS);
+  } catch {
+    throw new HttpProblem('MALFORMED_JSON', 'the request body is not valid JSON');
+  }
+  if (!validateCheck(body)) {
+    throw Object.assign(new Error('body is invalid'), {
+      validation: validateCheck.errors,
+      validationContext: 'body',
+    });
+  }
+  return body as CheckBody;
+}
+
+function send(
+  res: ServerResponse,
+  status: number,
+  requestId: string,
+  payload: string,
+  ok: boolean,
+  headers: Record<string, string> = {},
+): number {
+  headers['x-request-id'] = requestId;
+  headers['content-type'] = ok
+    ? 'application/json; charset=utf-8'
+    : 'application/problem+json; charset=utf-8';
+  headers['content-length'] = String(Buffer.byteLength(payload));
+  res.writeHead(status, headers);
+  res.end(payload);
+  return status;
+}

@@ -1,0 +1,227 @@
+import { createHash } from 'node:crypto';
+import { definePolicy } from '@openclaw-edge/core';
+import { Limiter } from '@openclaw-edge/engine';
+import { ApiKeys, buildApp, type EdgeRuntime } from '@openclaw-edge/server';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// `POST /v1/check` has a fast path on node:http in front of Fastify (src/http/fast-check.ts).
+// These tests hold it to the Fastify route: two apps built alike (same policy, same clock, same
+// keys), one answering over a real loopback socket (the fast path), one through `inject`, which
+// always runs Fastify's own handler. Every response must be the same, byte for byte in the body
+// and header for header, and the fast path must really have answered (Fastify's own hooks never
+// saw the request) whenever it could.
+
+const KEY = 'fast-check-test-key';
+const NARROW_KEY = 'narrow-key';
+const NOW = 1_800_000_000_000;
+
+function buildEdge(): FastifyInstance {
+  const limiter = new Limiter({
+    nodeId: 'n',
+    incarnation: 1,
+    defaultPolicy: definePolicy([
+      { name: 'burst', capacity: 3, refill: 1, per: 'second' },
+      { name: 'tokens', resource: 'tokens', capacity: 1000, refill: 1000, per: 'minute' },
+    ]),
+  });
+  const digest = (key: string) => createHash('sha256').update(key).digest('hex');
+  const keys = new ApiKeys([
+    { name: 'full', sha256: digest(KEY), scopes: ['check'] },
+    { name: 'narrow', sha256: digest(NARROW_KEY), scopes: ['check'], agents: ['team-*'] },
+  ]);
+  const runtime: EdgeRuntime = {
+    limiter,
+    now: () => NOW,
+    apiKeys: () => keys,
+    tiers: () => new Map(),
+    isReady: () => true,
+    overrideChanged: () => {},
+    replication: () => undefined,
+    maxBatch: 10,
+    bodyLimitBytes: 1024,
+  };
+  return buildApp(runtime, { logger: false, version: 'test' });
+}
+
+interface Case {
+  readonly name: string;
+  readonly body: string;
+  readonly headers?: Record<string, string>;
+  /** Whether the fast path may answer it (false: it must hand the request to Fastify). */
+  readonly fast: boolean;
+}
+
+const json = (value: unknown) => JSON.stringify(value);
+const CASES: readonly Case[] = [
+  { name: 'allowed', body: json({ agent_id: 'a' }), fast: true },
+  { name: 'cost by resource', body: json({ agent_id: 'b', cost: { tokens: 900 } }), fast: true },
+  { name: 'named limits', body: json({ agent_id: 'b', limits: ['burst'] }), fast: true },
+  { name: 'unknown limit', body: json({ agent_id: 'b', limits: ['nope'] }), fast: true },
+  { name: 'never fits (422)', body: json({ agent_id: 'c', cost: 5 }), fast: true },
+  { name: 'drain 1', body: json({ agent_id: 'd', cost: 3 }), fast: true },
+  { name: 'denied (429)', body: json({ agent_id: 'd' }), fast: true },
+  { name: 'unknown field', body: json({ agent_id: 'a', extra: 1 }), fast: true },
+  { name: 'wrong type', body: json({ agent_id: 5 }), fast: true },
+  { name: 'negative cost', body: json({ agent_id: 'a', cost: -1 }), fast: true },
+  { name: 'control character', body: json({ agent_id: 'a\u0001' }), fast: true },
+  { name: 'unicode id', body: json({ agent_id: 'агент-🦀' }), fast: true },
+  { name: 'malformed JSON', body: '{"agent_id":', fast: true },
+  { name: 'empty body', body: '', fast: true },
+  { name: 'not an object', body: '[1,2]', fast: true },
+  { name: 'proto poisoning', body: '{"agent_id":"a","__proto__":{"x":1}}', fast: true },
+  {
+    name: 'constructor poisoning',
+    body: '{"agent_id":"a","cost":{"constructor":{"prototype":{"x":1}}}}',
+    fast: true,
+  },
+  {
+    name: 'charset parameter',
+    body: json({ agent_id: 'a' }),
+    headers: { 'content-type': 'application/json; charset=utf-8' },
+    fast: true,
+  },
+  {
+    name: 'agent the key may not act for',
+    body: json({ agent_id: 'a' }),
+    headers: { authorization: `Bearer ${NARROW_KEY}` },
+    fast: true,
+  },
+  {
+    name: 'agent the key may act for',
+    body: json({ agent_id: 'team-1' }),
+    headers: { authorization: `Bearer ${NARROW_KEY}` },
+    fast: true,
+  },
+  {
+    name: 'key as x-api-key',
+    body: json({ agent_id: 'e' }),
+    headers: { authorization: '', 'x-api-key': KEY },
+    fast: true,
+  },
+  // Handed to Fastify before the body is read:
+  {
+    name: 'wrong key (401)',
+    body: json({ agent_id: 'a' }),
+    headers: { authorization: 'Bearer wrong' },
+    fast: false,
+  },
+  {
+    name: 'no key (401)',
+    body: json({ agent_id: 'a' }),
+    headers: { authorization: '' },
+    fast: false,
+  },
+  {
+    name: 'text/plain (415)',
+    body: json({ agent_id: 'a' }),
+    headers: { 'content-type': 'text/plain' },
+    fast: false,
+  },
+  {
+    name: 'other charset',
+    body: json({ agent_id: 'a' }),
+    headers: { 'content-type': 'application/json; charset=latin1' },
+    fast: false,
+  },
+  { name: 'body too large (413)', body: json({ agent_id: 'x'.repeat(2000) }), fast: false },
+];
+
+/** Response headers that differ between any two responses (time) or by transport. */
+const TRANSPORT_HEADERS = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding']);
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+function comparable(headers: Iterable<[string, string]>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of headers) {
+    if (!TRANSPORT_HEADERS.has(name.toLowerCase())) out[name.toLowerCase()] = value;
+  }
+  return out;
+}
+
+function requestHeaders(c: Case, index: number): Record<string, string> {
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    authorization: `Bearer ${KEY}`,
+    'x-request-id': `case-${index}`,
+    ...c.headers,
+  };
+  for (const [k, v] of Object.entries(headers)) if (v === '') delete headers[k];
+  return headers;
+}
+
+let fast: FastifyInstance;
+let reference: FastifyInstance;
+let url: string;
+let fastifySaw = 0;
+
+beforeAll(async () => {
+  fast = buildEdge();
+  fast.addHook('onResponse', (_request, _reply, done) => {
+    fastifySaw++;
+    done();
+  });
+  url = await fast.listen({ host: '127.0.0.1', port: 0 });
+  reference = buildEdge();
+  await reference.ready();
+});
+
+afterAll(async () => {
+  await fast.close();
+  await reference.close();
+});
+
+describe('the POST /v1/check fast path', () => {
+  it('answers every request exactly as the Fastify route does', async () => {
+    const statuses = new Set<number>();
+    for (const [index, c] of CASES.entries()) {
+      const headers = requestHeaders(c, index);
+      const before = fastifySaw;
+      const res = await fetch(`${url}/v1/check`, { method: 'POST', headers, body: c.body });
+      const viaSocket: Answer = {
+        status: res.status,
+        headers: comparable(res.headers),
+        body: await res.text(),
+      };
+      const ref = await reference.inject({
+        method: 'POST',
+        url: '/v1/check',
+        headers,
+        payload: c.body,
+      });
+      const viaFastify: Answer = {
+        status: ref.statusCode,
+        headers: comparable(Object.entries(ref.headers).map(([k, v]) => [k, String(v)])),
+        body: ref.body,
+      };
+      expect({ case: c.name, ...viaSocket }).toEqual({ case: c.name, ...viaFastify });
+      expect({ case: c.name, fastPath: fastifySaw === before }).toEqual({
+        case: c.name,
+        fastPath: c.fast,
+      });
+      statuses.add(viaSocket.status);
+    }
+    // The comparison only means something if the cases reach every kind of answer.
+    expect([...statuses].sort()).toEqual([200, 400, 401, 403, 413, 415, 422, 429]);
+  });
+
+  it('leaves a query string and every other route to Fastify', async () => {
+    const before = fastifySaw;
+    const withQuery = await fetch(`${url}/v1/check?x=1`, {
+      method: 'POST',
+      headers: requestHeaders({ name: 'q', body: '', fast: false }, 99),
+      body: json({ agent_id: 'q' }),
+    });
+    expect(withQuery.status).toBe(200);
+    const agent = await fetch(`${url}/v1/agents/q`, {
+      headers: { authorization: `Bearer ${KEY}` },
+    });
+    expect(agent.status).toBe(200);
+    expect(fastifySaw - before).toBe(2);
+  });
+});
