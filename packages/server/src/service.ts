@@ -1,4 +1,5 @@
 import { type FSWatcher, watch } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { DEFAULT_MAX_SYNC_LAG_MS, Limiter } from '@openclaw-edge/engine';
@@ -174,6 +175,9 @@ export class EdgeService {
       version: VERSION,
       logRequests: config.logging.requests,
       role: this.role,
+      // A host name (localhost) may stand for several addresses, which only a server Fastify
+      // creates itself binds all of.
+      fastCheck: isIP(options.listen?.host ?? config.server.host) !== 0,
       ...(this.metrics === undefined ? {} : { metrics: this.metrics }),
     });
   }

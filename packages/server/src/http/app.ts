@@ -41,6 +41,11 @@ export interface AppOptions {
    * replicated state and takes no traffic).
    */
   readonly role?: 'edge' | 'exporter';
+  /**
+   * Answer `POST /v1/check` on the node:http fast path (fast-check.ts); default true. Turn it off
+   * to listen on a host name: Fastify binds every address of a name only for servers it creates.
+   */
+  readonly fastCheck?: boolean;
 }
 
 /**
@@ -56,7 +61,7 @@ export function buildApp(runtime: EdgeRuntime, options: AppOptions): FastifyInst
   // The check fast path answers without Fastify, so it stays off where Fastify must see every
   // request: per-request logging, and the exporter (which has no check route).
   const fastCheck =
-    options.role !== 'exporter' && options.logRequests !== true
+    options.fastCheck !== false && options.role !== 'exporter' && options.logRequests !== true
       ? {
           serverFactory: fastCheckServer({
             runtime,
