@@ -131,32 +131,37 @@ describe('durability across restarts', () => {
     const { port } = new URL(edge.url);
     // A request whose headers reached the server before the signal, and whose body ends after it.
     const body = JSON.stringify({ agent_id: 'in-flight' });
-    const answer = new Promise<number>((resolve, reject) => {
-      const req = request(
-        {
-          host: '127.0.0.1',
-          port,
-          method: 'POST',
-          path: '/v1/check',
-          headers: { 'content-type': 'application/json', 'content-length': body.length },
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        },
-      );
-      req.on('error', reject);
-      req.write(body.slice(0, 5));
-      setTimeout(async () => {
-        edge.proc.kill('SIGTERM');
-        await edge.waitForLog((l) => l.msg === 'stopping');
-        // Readiness is already off, and a new request is refused while the old one is pending.
-        const late = await call(edge.url, 'GET', '/v1/agents/x').catch(() => ({ status: 0 }));
-        expect([0, 503]).toContain(late.status);
-        req.end(body.slice(5));
-      }, 300);
-    });
-    expect(await answer).toBe(200);
+    const answer = new Promise<{ status: number; connection: string | undefined }>(
+      (resolve, reject) => {
+        const req = request(
+          {
+            host: '127.0.0.1',
+            port,
+            method: 'POST',
+            path: '/v1/check',
+            headers: { 'content-type': 'application/json', 'content-length': body.length },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () =>
+              resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }),
+            );
+          },
+        );
+        req.on('error', reject);
+        req.write(body.slice(0, 5));
+        setTimeout(async () => {
+          edge.proc.kill('SIGTERM');
+          await edge.waitForLog((l) => l.msg === 'stopping');
+          // Readiness is already off, and a new request is refused while the old one is pending.
+          const late = await call(edge.url, 'GET', '/v1/agents/x').catch(() => ({ status: 0 }));
+          expect([0, 503]).toContain(late.status);
+          req.end(body.slice(5));
+        }, 300);
+      },
+    );
+    // Answered, and told to close the connection rather than keep it alive into the shutdown.
+    expect(await answer).toEqual({ status: 200, connection: 'close' });
     expect(await edge.stop()).toBe(0);
   });
 });

@@ -115,11 +115,11 @@ function answer(
     const outcome = decideCheck(options.runtime, principal, body);
     const payload = checkSerializers[outcome.status]!(outcome.body);
     const headers = rateLimitHeaders(outcome.agent, outcome.decision);
-    return send(res, outcome.status, requestId, payload, outcome.status === 200, headers);
+    return send(options, res, outcome.status, requestId, payload, outcome.status === 200, headers);
   } catch (error) {
     const body: Problem = toProblem(error, requestId, options.runtime.bodyLimitBytes);
     if (body.status >= 500) options.logInternalError(error, requestId);
-    return send(res, body.status, requestId, JSON.stringify(body), false);
+    return send(options, res, body.status, requestId, JSON.stringify(body), false);
   }
 }
 
@@ -142,6 +142,7 @@ function parseBody(text: string): CheckBody {
 }
 
 function send(
+  options: FastCheckOptions,
   res: ServerResponse,
   status: number,
   requestId: string,
@@ -154,6 +155,9 @@ function send(
     ? 'application/json; charset=utf-8'
     : 'application/problem+json; charset=utf-8';
   headers['content-length'] = String(Buffer.byteLength(payload));
+  // A request that was in flight when shutdown began: as Fastify does, close the connection
+  // after this answer instead of keeping it alive.
+  if (options.isClosing()) headers.connection = 'close';
   res.writeHead(status, headers);
   res.end(payload);
   return status;
