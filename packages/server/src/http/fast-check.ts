@@ -13,8 +13,8 @@ import type { EdgeRuntime } from './runtime.js';
  * The hot path of `POST /v1/check`, answered straight on node:http in front of Fastify.
  *
  * Why: per request, Fastify's hooks, reply object, promise wrap and header bookkeeping cost about
- * as much server time as everything else we do (docs/architecture.md, "The check fast path";
- * BENCHMARKS.md). This path does the same work with none of that plumbing: same authentication,
+ * as much server time as everything else we do (BENCHMARKS.md, "The check fast path";
+ * docs/architecture.md, "A request"). This path does the same work with none of that plumbing: same authentication,
  * same JSON parser (secure-json-parse, prototype poisoning refused), the same compiled validator
  * and serialisers as the Fastify route (`check.ts`), the same problem documents and headers, the
  * same latency histogram.
