@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { type LedgerStore, openPostgresLedger, openSqliteLedger } from '@openclaw-edge/server';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -63,11 +64,35 @@ async function killDuringStream(edge: Edge) {
     }
   };
   const workers = Array.from({ length: WORKERS }, (_, w) => worker(w));
-  // Kill mid-stream, once a good number of events were acknowledged.
+  // Kill mid-stream, once a good number of events were acknowledged. The workers' requests may
+  // all have been answered at that instant (one group commit answers every waiting request), so
+  // the kill comes the moment one more batch has been written to the server: that batch is
+  // certainly in flight, and can never be acknowledged.
   const deadline = Date.now() + 10_000;
   while (acked.size < 1500 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  edge.proc.kill('SIGKILL');
   killed = true;
+  const last = Array.from({ length: BATCH }, (_, k) => {
+    const id = `last-${k}`;
+    sent.set(id, `dur-${k % AGENTS}`);
+    return event(id, `dur-${k % AGENTS}`);
+  });
+  await new Promise<void>((resolve) => {
+    const body = JSON.stringify({ events: last });
+    const { port } = new URL(edge.url);
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: '/v1/usage',
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+    });
+    req.on('error', () => {}); // reset by the kill: the point
+    req.on('finish', () => {
+      edge.proc.kill('SIGKILL');
+      resolve();
+    });
+    req.end(body);
+  });
   await Promise.all(workers);
   await edge.stop('SIGKILL');
   running.splice(running.indexOf(edge), 1);
