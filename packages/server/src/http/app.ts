@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import type { EdgeMetrics } from '../metrics/edge-metrics.js';
 import { authenticate } from './auth-hook.js';
-import { AJV_OPTIONS } from './check.js';
 import { fastCheckServer } from './fast-check.js';
 import { registerHealthRoutes } from './health-routes.js';
 import { registerLimitRoutes } from './limit-routes.js';
@@ -12,6 +11,7 @@ import { registerPolicyRoutes } from './policy-routes.js';
 import { HttpProblem, sendProblem, toProblem } from './problem.js';
 import { registerRatingRoutes } from './rating-routes.js';
 import type { EdgeRuntime } from './runtime.js';
+import { AJV_OPTIONS } from './schemas.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 

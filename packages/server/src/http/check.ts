@@ -80,19 +80,11 @@ function denial(decision: Decision, view: Record<string, unknown>): Problem {
   );
 }
 
-/** Ajv options of every route (Fastify's own compiler, these options): strict, no coercion. */
-export const AJV_OPTIONS = {
-  removeAdditional: false,
-  coerceTypes: false,
-  useDefaults: false,
-  allErrors: false,
-} as const;
-
 type Validate = ((data: unknown) => boolean) & { errors?: FastifySchemaValidationError[] | null };
 type Serialize = (data: unknown) => string;
 
 /** The body validator, compiled by Fastify's default compiler with the app's options. */
-export const validateCheck = AjvCompiler()({}, { customOptions: AJV_OPTIONS })({
+export const validateCheck = AjvCompiler()({}, { customOptions: schemas.AJV_OPTIONS })({
   schema: schemas.checkRequest,
   method: 'POST',
   url: '/v1/check',

@@ -115,11 +115,11 @@ function answer(
     const outcome = decideCheck(options.runtime, principal, body);
     const payload = checkSerializers[outcome.status]!(outcome.body);
     const headers = rateLimitHeaders(outcome.agent, outcome.decision);
-    return send(options, res, outcome.status, requestId, payload, outcome.status === 200, headers);
+    return send(options, res, outcome.status, requestId, payload, headers);
   } catch (error) {
     const body: Problem = toProblem(error, requestId, options.runtime.bodyLimitBytes);
     if (body.status >= 500) options.logInternalError(error, requestId);
-    return send(options, res, body.status, requestId, JSON.stringify(body), false);
+    return send(options, res, body.status, requestId, JSON.stringify(body));
   }
 }
 
@@ -147,13 +147,12 @@ function send(
   status: number,
   requestId: string,
   payload: string,
-  ok: boolean,
   headers: Record<string, string> = {},
 ): number {
   headers['x-request-id'] = requestId;
-  headers['content-type'] = ok
-    ? 'application/json; charset=utf-8'
-    : 'application/problem+json; charset=utf-8';
+  // A decision is JSON; every other answer (denials included) is a problem document.
+  headers['content-type'] =
+    status === 200 ? 'application/json; charset=utf-8' : 'application/problem+json; charset=utf-8';
   headers['content-length'] = String(Buffer.byteLength(payload));
   // A request that was in flight when shutdown began: as Fastify does, close the connection
   // after this answer instead of keeping it alive.

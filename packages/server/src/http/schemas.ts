@@ -3,6 +3,14 @@
  * coercion) and /v1/openapi.json is assembled from the same objects, so the two cannot drift.
  */
 
+/** Ajv options of every route (with Fastify's own compiler): strict, no coercion. */
+export const AJV_OPTIONS = {
+  removeAdditional: false,
+  coerceTypes: false,
+  useDefaults: false,
+  allErrors: false,
+} as const;
+
 const resourceName = { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' } as const;
 const amount = { type: 'number', minimum: 0, maximum: 1e15 } as const;
 
