@@ -4,6 +4,7 @@ import {
   type Edge,
   eventually,
   freePorts,
+  meshReplication,
   scratchDir,
   startEdge,
   writeConfig,
@@ -12,7 +13,6 @@ import {
 // Two real `openclaw-edge serve` processes replicating over the mesh, each with its own SQLite
 // ledger (own data_dir): a replica's ledger never holds the other's usage, so whatever a replica
 // knows of the other's spend came through replication.
-const SECRET = 'test-fleet-secret-0123456789';
 const scratch = scratchDir();
 const edges: Edge[] = [];
 afterEach(async () => {
@@ -44,16 +44,7 @@ budgets:
   time_zone: UTC
   default:
     - { name: daily, amount: "0.10", window: day, on_error: deny }
-replication:
-  transport: mesh
-  secret: ${SECRET}
-  sync_interval_ms: 50
-  anti_entropy_interval_ms: 500
-  startup_sync_ms: 3000
-  mesh:
-    port: ${meshPort}
-    timeout_ms: 500
-    peers: [${peers.map((p) => `"${p}"`).join(', ')}]
+${meshReplication(meshPort, peers)}
 `,
     `${id}.yaml`,
   );

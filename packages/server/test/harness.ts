@@ -132,6 +132,23 @@ export async function startEdge(options: {
   };
 }
 
+/**
+ * The `replication:` section of a config for a real process in a mesh of loopback replicas: fast
+ * ticks (deltas every 50 ms, anti-entropy every 500 ms) and a start-up sync of at most 3 s.
+ */
+export function meshReplication(meshPort: number, peers: readonly string[]): string {
+  return `replication:
+  transport: mesh
+  secret: test-fleet-secret-0123456789
+  sync_interval_ms: 50
+  anti_entropy_interval_ms: 500
+  startup_sync_ms: 3000
+  mesh:
+    port: ${meshPort}
+    timeout_ms: 500
+    peers: [${peers.map((p) => `"${p}"`).join(', ')}]`;
+}
+
 /** Writes a config file into `dir` and returns its path. */
 export function writeConfig(dir: string, yaml: string, name = 'edge.yaml'): string {
   const path = join(dir, name);

@@ -5,6 +5,7 @@ import {
   type Edge,
   eventually,
   freePorts,
+  meshReplication,
   scratchDir,
   startEdge,
   writeConfig,
@@ -13,7 +14,6 @@ import {
 // Real `openclaw-edge serve` processes replicating over the mesh on loopback. Limits refill per
 // day, so nothing refills measurably during a test and every replica must report exactly what
 // the fleet spent.
-const SECRET = 'test-fleet-secret-0123456789';
 const CAPACITY = 100;
 
 const scratch = scratchDir();
@@ -40,16 +40,7 @@ data_dir: ${scratch.dir}/${id}
 snapshot: { enabled: ${snapshots} }
 limits:
   - { name: daily, capacity: ${CAPACITY}, refill: ${CAPACITY}, per: day }
-replication:
-  transport: mesh
-  secret: ${SECRET}
-  sync_interval_ms: 50
-  anti_entropy_interval_ms: 500
-  startup_sync_ms: 3000
-  mesh:
-    port: ${meshPort}
-    timeout_ms: 500
-    peers: [${peers.map((p) => `"${p}"`).join(', ')}]
+${meshReplication(meshPort, peers)}
 ${extra}`,
     `${id}.yaml`,
   );
