@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import {
   type AppendOutcome,
   GroupCommitWriter,
@@ -8,7 +9,10 @@ import {
   openSqliteLedger,
   SQLITE_WAL_AUTOCHECKPOINT_PAGES,
 } from '@openclaw-edge/server';
+import Database from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrationProvider } from '../src/ledger/tables.js';
 import { scratchDir } from './harness.js';
 import { DATABASE_URL, dropSchema, postgresAvailable, uniqueSchema } from './postgres.js';
 
@@ -37,6 +41,17 @@ const row = (eventId: string, over: Partial<LedgerRow> = {}): LedgerRow => ({
   recordedMs: 1,
   ...over,
 });
+
+/** A small deterministic PRNG (mulberry32), so a failing case can be replayed. */
+function seeded(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 function conformance(
   name: string,
@@ -143,6 +158,101 @@ function conformance(
         [Date.parse('2026-05-01T10:00:00Z'), 5],
         [Date.parse('2026-05-01T11:00:00Z'), 2],
       ]);
+    });
+
+    it('range reads equal sums over the events themselves, for ranges on and off minute boundaries', async () => {
+      // Events spread over three hours at random milliseconds, written in batches with replays
+      // (in and across batches) that must count once; then random ranges, some on whole
+      // minutes, some cutting minutes (SQLite answers those from totals and events together).
+      const random = seeded(7);
+      const base = Date.parse('2026-06-01T09:00:00Z');
+      const agents = ['r-a', 'r-b', 'r-c'];
+      const written: LedgerRow[] = [];
+      // A third of the events sit on a minute's first or last millisecond.
+      const edgy = (t: number) => {
+        const p = random();
+        return p < 0.2 ? t - (t % 60_000) : p < 0.33 ? t - (t % 60_000) - 1 : t;
+      };
+      for (let batch = 0; batch < 6; batch++) {
+        const rows: LedgerRow[] = [];
+        for (let i = 0; i < 60; i++) {
+          const replay = written.length > 0 && random() < 0.1;
+          if (replay) {
+            rows.push({ ...(written[Math.floor(random() * written.length)] as LedgerRow) });
+            continue;
+          }
+          const r = row(`r-${batch}-${i}`, {
+            agentId: agents[Math.floor(random() * agents.length)] as string,
+            timeMs: edgy(base + Math.floor(random() * 3 * 3_600_000)),
+            model: random() < 0.5 ? 'gpt-4o' : 'm-2',
+            rule: random() < 0.5 ? 'gpt-*' : 'other',
+            inputTokens: Math.floor(random() * 1000),
+            requests: 1 + Math.floor(random() * 3),
+            totalTokens: Math.floor(random() * 5000),
+            costMicros: Math.floor(random() * 100_000),
+          });
+          rows.push(r);
+          if (i % 17 === 0) rows.push({ ...r, costMicros: 1 }); // a replay in the same batch
+          written.push(r);
+        }
+        await store.append(rows);
+      }
+      const ranges: [number, number][] = [
+        [base, base + 3 * 3_600_000],
+        [base + 60_000, base + 7_200_000],
+        [base + 12_345, base + 12_999], // inside one minute
+        [base + 59_999, base + 120_001],
+      ];
+      // Ranges that start or end right at events on a minute's first or last millisecond.
+      for (const e of written.filter((r) => r.timeMs % 60_000 === 0).slice(0, 5)) {
+        ranges.push([e.timeMs - 61_234, e.timeMs + 1], [e.timeMs, e.timeMs + 90_000]);
+      }
+      for (const e of written.filter((r) => r.timeMs % 60_000 === 59_999).slice(0, 5)) {
+        ranges.push([e.timeMs - 30_000, e.timeMs + 1], [e.timeMs, e.timeMs + 60_001]);
+        ranges.push([e.timeMs + 1 - 120_000, e.timeMs], [e.timeMs + 1, e.timeMs + 2]);
+      }
+      for (let i = 0; i < 20; i++) {
+        const a = base - 60_000 + Math.floor(random() * 3.1 * 3_600_000);
+        const b = a + 1 + Math.floor(random() * 2 * 3_600_000);
+        ranges.push(random() < 0.3 ? [a - (a % 60_000), b - (b % 60_000) + 60_000] : [a, b]);
+      }
+      for (const [from, to] of ranges) {
+        const inRange = written.filter((r) => r.timeMs >= from && r.timeMs < to);
+        const sum = (rows: LedgerRow[], f: (r: LedgerRow) => number) =>
+          rows.reduce((s, r) => s + f(r), 0);
+        const spent = await store.spentByAgent([...agents, 'r-none'], from, to);
+        for (const agent of agents) {
+          const mine = inRange.filter((r) => r.agentId === agent);
+          expect(spent.get(agent) ?? 0).toBe(sum(mine, (r) => r.costMicros));
+          expect(await store.volume(agent, 'other', from, to)).toBe(
+            sum(
+              mine.filter((r) => r.rule === 'other'),
+              (r) => r.totalTokens,
+            ),
+          );
+        }
+        expect(spent.has('r-none')).toBe(false);
+        const mine = inRange.filter((r) => r.agentId === 'r-b');
+        const expected = (key: (r: LedgerRow) => string | number) => {
+          const groups = new Map<string | number, LedgerRow[]>();
+          for (const r of mine) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
+          return [...groups.entries()]
+            .sort(([x], [y]) => (x < y ? -1 : 1))
+            .map(([k, rows]) => [
+              k,
+              rows.length,
+              sum(rows, (r) => r.requests),
+              sum(rows, (r) => r.inputTokens),
+              sum(rows, (r) => r.costMicros),
+            ]);
+        };
+        const got = (totals: Awaited<ReturnType<LedgerStore['usage']>>) =>
+          totals.map((g) => [g.key, g.events, g.requests, g.inputTokens, g.costMicros]);
+        expect(got(await store.usage('r-b', from, to, 'model'))).toEqual(expected((r) => r.model));
+        expect(got(await store.usage('r-b', from, to, 'hour'))).toEqual(
+          expected((r) => r.timeMs - (r.timeMs % 3_600_000)),
+        );
+      }
     });
 
     it('group commit writes concurrent events in few transactions and answers each after commit', async () => {
@@ -298,6 +408,107 @@ describe('SQLite ledger settings', () => {
         synchronous: 1, // NORMAL
         walAutocheckpoint: SQLITE_WAL_AUTOCHECKPOINT_PAGES,
       });
+    } finally {
+      await store.close();
+      scratch.cleanup();
+    }
+  });
+});
+
+describe('SQLite ledger upgrade', () => {
+  it('totals the events of a ledger written before the per-minute totals, and drops the per-agent index', async () => {
+    const scratch = scratchDir();
+    const file = join(scratch.dir, 'ledger.sqlite');
+    // A ledger as the first release left it: migration 001 only, with events in it.
+    const db = new Database(file);
+    const first = new Kysely({ dialect: new SqliteDialect({ database: db }) });
+    const { error } = await new Migrator({
+      db: first,
+      provider: {
+        getMigrations: async () => {
+          const all = await migrationProvider('sqlite').getMigrations();
+          return { '001_usage_events': all['001_usage_events'] as (typeof all)[string] };
+        },
+      },
+    }).migrateToLatest();
+    expect(error).toBeUndefined();
+    const t = Date.parse('2026-02-03T04:05:00Z');
+    const old = [
+      row('old-1', { agentId: 'up', timeMs: t, costMicros: 10 }),
+      row('old-2', { agentId: 'up', timeMs: t + 59_999, costMicros: 20, model: 'm2' }),
+      row('old-3', { agentId: 'up', timeMs: t + 60_000, costMicros: 40 }),
+      row('old-4', { agentId: 'up', timeMs: t - 1, costMicros: 80 }),
+      row('old-5', { agentId: 'other', timeMs: t, costMicros: 160 }),
+    ];
+    const insert = db.prepare(
+      'INSERT INTO usage_events VALUES (@eventId, @agentId, @timeMs, @model, @rule, @currency, @inputTokens, @cachedInputTokens, @cacheWriteTokens, @outputTokens, @reasoningTokens, @requests, @totalTokens, @costMicros, @rating, @attributes, @recordedMs)',
+    );
+    for (const r of old) insert.run(r);
+    await first.destroy();
+
+    const store = openSqliteLedger(scratch.dir);
+    try {
+      await store.migrate();
+      const indexes = store.connection
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        .pluck()
+        .all();
+      expect(indexes.sort()).toEqual(['usage_events_time', 'usage_minutes_agent']);
+      // Whole minutes come from the totals the migration computed.
+      expect(await store.spent('up', t - 60_000, t + 120_000)).toBe(150);
+      expect(await store.spent('up', t, t + 60_000)).toBe(30);
+      expect(
+        (await store.usage('up', t - 60_000, t + 120_000, 'model')).map((g) => [
+          g.key,
+          g.events,
+          g.costMicros,
+        ]),
+      ).toEqual([
+        ['gpt-4o', 3, 130],
+        ['m2', 1, 20],
+      ]);
+      // New events add to them.
+      await store.append([row('new-1', { agentId: 'up', timeMs: t + 1, costMicros: 1000 })]);
+      expect(await store.spent('up', t, t + 60_000)).toBe(1030);
+      expect(await store.spentByAgent(['up', 'other'], t, t + 60_000)).toEqual(
+        new Map([
+          ['up', 1030],
+          ['other', 160],
+        ]),
+      );
+    } finally {
+      await store.close();
+      scratch.cleanup();
+    }
+  });
+
+  it('keeps the per-minute totals equal to the events, through replays and a writer restart', async () => {
+    const scratch = scratchDir();
+    const store = openSqliteLedger(scratch.dir);
+    try {
+      await store.migrate();
+      const t = Date.parse('2026-07-07T07:07:07Z');
+      await store.append([row('k-1', { timeMs: t }), row('k-2', { timeMs: t + 60_000 })]);
+      await store.append([row('k-1', { costMicros: 5 }), row('k-3', { timeMs: t, model: 'm3' })]);
+      await store.killWriter();
+      await store.append([row('k-3'), row('k-4', { timeMs: t + 1 }), row('k-4')]);
+      const totals = store.connection
+        .prepare(
+          'SELECT minute_ms, agent_id, model, rule, events, requests, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, total_tokens, cost_micros FROM usage_minutes ORDER BY 1, 2, 3, 4',
+        )
+        .all();
+      const fromEvents = store.connection
+        .prepare(
+          `SELECT time_ms - time_ms % 60000 AS minute_ms, agent_id, model, rule, count(*) AS events,
+            sum(requests) AS requests, sum(input_tokens) AS input_tokens,
+            sum(cached_input_tokens) AS cached_input_tokens, sum(cache_write_tokens) AS cache_write_tokens,
+            sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens,
+            sum(total_tokens) AS total_tokens, sum(cost_micros) AS cost_micros
+          FROM usage_events GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
+        )
+        .all();
+      expect(totals).toHaveLength(3);
+      expect(totals).toEqual(fromEvents);
     } finally {
       await store.close();
       scratch.cleanup();

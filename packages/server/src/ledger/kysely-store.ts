@@ -25,7 +25,7 @@ export class KyselyLedgerStore implements LedgerStore {
   async migrate(): Promise<void> {
     const migrator = new Migrator({
       db: this.db,
-      provider: migrationProvider,
+      provider: migrationProvider(this.driver),
       ...(this.migrationSchema === undefined ? {} : { migrationTableSchema: this.migrationSchema }),
     });
     const { error } = await migrator.migrateToLatest();

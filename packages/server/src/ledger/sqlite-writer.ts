@@ -5,7 +5,8 @@
  * they took. Here they run beside it, on their own connection to the same file, while the event
  * loop parses, prices and gathers the next batch.
  *
- * One message per batch: the unique rows' values (see sqlite-columns.ts). The reply carries the
+ * One message per batch: the unique rows' values (see sqlite-columns.ts). The new rows are also
+ * added to the per-minute totals in the same transaction (sqlite-minutes.ts). The reply carries the
  * stored rows of the ids that were already there, or the error that rolled the batch back. Batches that queued up while a commit ran are written in one transaction, up to
  * `maxRowsPerCommit` rows: a commit costs about one page per agent in it, so a few large
  * commits write far less than many small ones. If that transaction fails, each batch is retried
@@ -19,6 +20,7 @@ import {
 } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { COLUMNS, INSERT_SQL, SELECT_BY_ID_SQL } from './sqlite-columns.js';
+import { ADD_MINUTES_SQL, LAST_ROWID_SQL } from './sqlite-minutes.js';
 import type { UsageEventsTable } from './tables.js';
 
 export interface WriterOptions {
@@ -59,17 +61,33 @@ db.pragma('busy_timeout = 5000');
 db.pragma(`wal_autocheckpoint = ${options.walAutocheckpointPages}`);
 
 // Prepared at the first batch: the table exists only once the event loop's connection migrated.
-let statements: { insert: Database.Statement; select: Database.Statement } | undefined;
+let statements:
+  | {
+      insert: Database.Statement;
+      select: Database.Statement;
+      lastRowid: Database.Statement;
+      addMinutes: Database.Statement;
+    }
+  | undefined;
 const width = COLUMNS.length;
 
 type WriteRequest = Extract<WriterRequest, { values: unknown[] }>;
 type ControlRequest = Exclude<WriterRequest, WriteRequest>;
 type Existing = UsageEventsTable[];
 
+function prepared() {
+  statements ??= {
+    insert: db.prepare(INSERT_SQL),
+    select: db.prepare(SELECT_BY_ID_SQL),
+    lastRowid: db.prepare(LAST_ROWID_SQL).pluck(),
+    addMinutes: db.prepare(ADD_MINUTES_SQL),
+  };
+  return statements;
+}
+
 /** Inserts one batch's rows; returns those that were already stored. */
 function insertBatch(values: unknown[]): Existing {
-  statements ??= { insert: db.prepare(INSERT_SQL), select: db.prepare(SELECT_BY_ID_SQL) };
-  const { insert, select } = statements;
+  const { insert, select } = prepared();
   const existing: Existing = [];
   for (let at = 0; at < values.length; at += width) {
     const row = values.slice(at, at + width);
@@ -80,10 +98,22 @@ function insertBatch(values: unknown[]): Existing {
   return existing;
 }
 
+/**
+ * Runs `insert` and adds the events it stored to the per-minute totals, in its transaction:
+ * this connection is the only writer, so the new rows are those past the last rowid before it.
+ */
+function withMinutes<T>(insert: () => T): T {
+  const { lastRowid, addMinutes } = prepared();
+  const before = (lastRowid.get() as number | null) ?? 0;
+  const result = insert();
+  addMinutes.run(before);
+  return result;
+}
+
 let commits = 0;
-const writeOne = db.transaction(insertBatch);
+const writeOne = db.transaction((values: unknown[]) => withMinutes(() => insertBatch(values)));
 const writeMany = db.transaction((batches: WriteRequest[]) =>
-  batches.map((b) => insertBatch(b.values)),
+  withMinutes(() => batches.map((b) => insertBatch(b.values))),
 );
 
 function writeReply(request: WriteRequest, write: () => Existing): WriterReply {

@@ -6,8 +6,9 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { appendOnce, fromColumns, KyselyLedgerStore } from './kysely-store.js';
-import type { AppendOutcome, LedgerRow } from './ledger-store.js';
+import type { AppendOutcome, LedgerRow, UsageTotals } from './ledger-store.js';
 import { pushValues } from './sqlite-columns.js';
+import { type RangePart, rangeParams, rangeSql, splitMinutes } from './sqlite-minutes.js';
 import type { WriterOptions, WriterReply, WriterRequest, WriterSettings } from './sqlite-writer.js';
 import type { LedgerDatabase, UsageEventsTable } from './tables.js';
 
@@ -41,7 +42,8 @@ export const SQLITE_BATCHES_IN_FLIGHT = 4;
  *
  * Two connections to one file. Reads and migrations go through Kysely on this thread's
  * connection; `append`, the hot path, goes to a writer thread with its own connection (see
- * sqlite-writer.ts), so a batch's inserts and fsync no longer stop the event loop. WAL lets
+ * sqlite-writer.ts), so a batch's inserts and fsync no longer stop the event loop. Reads over
+ * time ranges add up per-minute totals the writer keeps (sqlite-minutes.ts). WAL lets
  * the reads run while the writer commits, and a read sees every batch whose promise resolved.
  * A ledger without a writer (the exporter's, in memory) refuses appends.
  */
@@ -54,6 +56,65 @@ export class SqliteLedgerStore extends KyselyLedgerStore {
   ) {
     super('sqlite', new Kysely<LedgerDatabase>({ dialect: new SqliteDialect({ database }) }));
     this.appendConcurrency = writer === undefined ? 1 : SQLITE_BATCHES_IN_FLIGHT;
+  }
+
+  // Reads over time ranges: per-minute totals and the partial minutes' events (sqlite-minutes.ts).
+
+  override async spentByAgent(
+    agentIds: readonly string[],
+    fromMs: number,
+    toMs: number,
+  ): Promise<Map<string, number>> {
+    const rows = this.reads().spent.all({
+      agents: JSON.stringify(agentIds),
+      ...rangeParams(splitMinutes(fromMs, toMs)),
+    }) as { agent_id: string; total: number }[];
+    return new Map(rows.map((r) => [r.agent_id, r.total]));
+  }
+
+  override async volume(
+    agentId: string,
+    rule: string,
+    fromMs: number,
+    toMs: number,
+  ): Promise<number> {
+    const total = this.reads().volume.get({
+      agent: agentId,
+      rule,
+      ...rangeParams(splitMinutes(fromMs, toMs)),
+    }) as number | null;
+    return total ?? 0;
+  }
+
+  override async usage(
+    agentId: string,
+    fromMs: number,
+    toMs: number,
+    groupBy: 'model' | 'hour',
+  ): Promise<UsageTotals[]> {
+    const params = { agent: agentId, ...rangeParams(splitMinutes(fromMs, toMs)) };
+    const rows = this.reads()[groupBy === 'model' ? 'usageByModel' : 'usageByHour'].all(
+      params,
+    ) as UsageSums[];
+    return rows.map((r) => ({
+      key: r.key,
+      events: r.events,
+      requests: r.requests,
+      inputTokens: r.input_tokens,
+      cachedInputTokens: r.cached_input_tokens,
+      cacheWriteTokens: r.cache_write_tokens,
+      outputTokens: r.output_tokens,
+      reasoningTokens: r.reasoning_tokens,
+      costMicros: r.cost_micros,
+    }));
+  }
+
+  private statements: ReturnType<typeof prepareReads> | undefined;
+
+  /** Prepared at the first read: the tables exist only once migrated. */
+  private reads(): ReturnType<typeof prepareReads> {
+    this.statements ??= prepareReads(this.database);
+    return this.statements;
   }
 
   override async append(rows: readonly LedgerRow[]): Promise<AppendOutcome[]> {
@@ -89,6 +150,51 @@ export class SqliteLedgerStore extends KyselyLedgerStore {
   get connection(): Db {
     return this.database;
   }
+}
+
+interface UsageSums {
+  key: string | number;
+  events: number;
+  requests: number;
+  input_tokens: number;
+  cached_input_tokens: number;
+  cache_write_tokens: number;
+  output_tokens: number;
+  reasoning_tokens: number;
+  cost_micros: number;
+}
+
+const USAGE_SUMS = [
+  'requests',
+  'input_tokens',
+  'cached_input_tokens',
+  'cache_write_tokens',
+  'output_tokens',
+  'reasoning_tokens',
+  'cost_micros',
+];
+
+function prepareReads(db: Db) {
+  const usage = (key: (p: RangePart) => string) =>
+    db.prepare(
+      `SELECT key, sum(events) AS events, ${USAGE_SUMS.map((c) => `sum(${c}) AS ${c}`).join(', ')}
+      FROM (${rangeSql((p) => `${key(p)} AS key, ${p.events} AS events, ${USAGE_SUMS.join(', ')}`, 'agent_id = @agent')})
+      GROUP BY key ORDER BY key`,
+    );
+  return {
+    spent: db.prepare(
+      `SELECT agent_id, sum(cost_micros) AS total
+      FROM (${rangeSql(() => 'agent_id, cost_micros', 'agent_id IN (SELECT value FROM json_each(@agents))')})
+      GROUP BY agent_id`,
+    ),
+    volume: db
+      .prepare(
+        `SELECT sum(total_tokens) FROM (${rangeSql(() => 'total_tokens', 'agent_id = @agent AND rule = @rule')})`,
+      )
+      .pluck(),
+    usageByModel: usage(() => 'model'),
+    usageByHour: usage((p) => `${p.time} - (${p.time} % 3600000)`),
+  };
 }
 
 /**
