@@ -27,8 +27,10 @@ export class PostgresLedgerStore extends KyselyLedgerStore {
     trx: Transaction<LedgerDatabase>,
     rows: readonly LedgerRow[],
   ): Promise<string[]> {
-    const { rows: done } = await sql<{ event_id: string }>`
-      INSERT INTO usage_events (event_id, agent_id, time_ms, model, rule, currency, input_tokens,
+    // One row back instead of one per event: the count of rows inserted, and their ids only when
+    // some were not (replays), which is rare.
+    const { rows: done } = await sql<{ n: number; ids: string[] | null }>`
+      WITH inserted AS (INSERT INTO usage_events (event_id, agent_id, time_ms, model, rule, currency, input_tokens,
         cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, requests,
         total_tokens, cost_micros, rating, attributes, recorded_ms)
       SELECT "eventId", "agentId", "timeMs", model, rule, currency, "inputTokens",
@@ -40,8 +42,13 @@ export class PostgresLedgerStore extends KyselyLedgerStore {
         "reasoningTokens" bigint, requests bigint, "totalTokens" bigint, "costMicros" bigint,
         rating text, attributes text, "recordedMs" bigint)
       ON CONFLICT (event_id) DO NOTHING
-      RETURNING event_id`.execute(trx);
-    return done.map((r) => r.event_id);
+      RETURNING event_id)
+      SELECT count(*)::int AS n,
+        CASE WHEN count(*) < ${rows.length} THEN array_agg(event_id) END AS ids
+      FROM inserted`.execute(trx);
+    const result = done[0];
+    if (result?.n === rows.length) return rows.map((r) => r.eventId);
+    return result?.ids ?? [];
   }
 }
 
