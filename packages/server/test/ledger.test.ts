@@ -200,7 +200,9 @@ function conformance(
       const ranges: [number, number][] = [
         [base, base + 3 * 3_600_000],
         [base + 60_000, base + 7_200_000],
-        [base + 12_345, base + 12_999], // inside one minute
+        [base + 12_345, base + 12_999], // inside one minute, a short part of it
+        [base + 1_000, base + 59_000], // inside one minute, most of it
+        [base + 29_000, base + 90_001], // cuts of less and of more than half a minute
         [base + 59_999, base + 120_001],
       ];
       // Ranges that start or end right at events on a minute's first or last millisecond.
@@ -224,6 +226,7 @@ function conformance(
         for (const agent of agents) {
           const mine = inRange.filter((r) => r.agentId === agent);
           expect(spent.get(agent) ?? 0).toBe(sum(mine, (r) => r.costMicros));
+          expect(spent.has(agent)).toBe(mine.length > 0); // absent: no events in the range
           expect(await store.volume(agent, 'other', from, to)).toBe(
             sum(
               mine.filter((r) => r.rule === 'other'),

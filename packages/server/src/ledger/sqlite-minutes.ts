@@ -45,49 +45,59 @@ export const ADD_MINUTES_SQL = `INSERT INTO usage_minutes
   ON CONFLICT (minute_ms, agent_id, model, rule) DO UPDATE SET
   events = events + excluded.events, ${SUMMED.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`;
 
-/** [from, to) as whole minutes [a, b) and the partial minutes before and after them. */
-export interface MinuteSplit {
-  /** The whole minutes (empty when a >= b). */
-  readonly whole: readonly [number, number];
-  /** The parts outside whole minutes; an empty part is [x, x). */
-  readonly before: readonly [number, number];
-  readonly after: readonly [number, number];
+/**
+ * The named parameters of rangeSql for [from, to): the whole minutes [w0, w1) read from the
+ * totals, and two ranges of events, [b0, b1) and [a0, a1), each added (sign +1) or taken away
+ * (-1). A range that cuts a minute is read from the shorter side of the cut: the events of the
+ * part inside it, or the minute's total less the events of the part outside. So a cut costs at
+ * most half a minute of events, and the end of a window that closes now (a rolling budget's) reads
+ * only the events stamped after now, if any.
+ */
+export function rangeParams(fromMs: number, toMs: number): Record<string, number> {
+  let w0 = minuteOf(fromMs);
+  let w1 = minuteOf(toMs) === toMs ? toMs : minuteOf(toMs) + MINUTE_MS;
+  // Within [w0, w1), the parts before `from` and from `to` on are outside the range.
+  const before = fromMs - w0;
+  const after = w1 - toMs;
+  if (w1 - w0 === MINUTE_MS && before + after > MINUTE_MS / 2) {
+    // Inside one minute, mostly outside the range: its events alone.
+    return { w0, w1: w0, b0: fromMs, b1: toMs, bs: 1, a0: toMs, a1: toMs, as: 1 };
+  }
+  let b = { b0: w0, b1: fromMs, bs: -1 };
+  if (before > MINUTE_MS / 2) {
+    w0 += MINUTE_MS;
+    b = { b0: fromMs, b1: w0, bs: 1 };
+  }
+  let a = { a0: toMs, a1: w1, as: -1 };
+  if (after > MINUTE_MS / 2) {
+    w1 -= MINUTE_MS;
+    a = { a0: w1, a1: toMs, as: 1 };
+  }
+  return { w0, w1, ...b, ...a };
 }
 
-export function splitMinutes(fromMs: number, toMs: number): MinuteSplit {
-  const a = minuteOf(fromMs) === fromMs ? fromMs : minuteOf(fromMs) + MINUTE_MS;
-  const b = minuteOf(toMs);
-  if (a >= b) return { whole: [a, a], before: [fromMs, toMs], after: [toMs, toMs] };
-  return { whole: [a, b], before: [fromMs, a], after: [b, toMs] };
-}
-
-/** The named parameters of rangeSql's range: whole minutes, the part before, the part after. */
-export function rangeParams(split: MinuteSplit): Record<string, number> {
-  const { whole, before, after } = split;
-  return { w0: whole[0], w1: whole[1], b0: before[0], b1: before[1], a0: after[0], a1: after[1] };
-}
-
-/** How one part of rangeSql's union spells the time and the event count. */
+/** How one part of rangeSql's union spells the time, the event count and its sign. */
 export interface RangePart {
   /** `minute_ms` in the totals, `time_ms` in the events. */
   readonly time: string;
-  /** `events` in the totals, `1` in the events. */
+  /** The part's event count: `events` in the totals, the sign in the events. */
   readonly events: string;
+  /** What the part's sums are multiplied by: 1, or the sign parameter of an events part. */
+  readonly sign: string;
 }
 
 /**
- * The union of the totals over the whole minutes and the events of the partial ones, each part
- * selecting `columns(part)` where `where` (on columns both tables have) holds; the range's
- * parameters are named as rangeParams names them. The caller groups the union.
+ * The union of the totals over the whole minutes and the two signed ranges of events, each part
+ * selecting `columns(part)` where `where` (on columns both tables have) holds; the parameters
+ * are named as rangeParams names them. The caller sums the union; a group whose events sum to
+ * zero held only events taken away, and is no group.
  */
 export function rangeSql(columns: (part: RangePart) => string, where: string): string {
   const part = (table: string, p: RangePart, lo: string, hi: string) =>
     `SELECT ${columns(p)} FROM ${table} WHERE ${where} AND ${p.time} >= @${lo} AND ${p.time} < @${hi}`;
-  const totals: RangePart = { time: 'minute_ms', events: 'events' };
-  const events: RangePart = { time: 'time_ms', events: '1' };
   return [
-    part('usage_minutes', totals, 'w0', 'w1'),
-    part('usage_events', events, 'b0', 'b1'),
-    part('usage_events', events, 'a0', 'a1'),
+    part('usage_minutes', { time: 'minute_ms', events: 'events', sign: '1' }, 'w0', 'w1'),
+    part('usage_events', { time: 'time_ms', events: '@bs', sign: '@bs' }, 'b0', 'b1'),
+    part('usage_events', { time: 'time_ms', events: '@as', sign: '@as' }, 'a0', 'a1'),
   ].join(' UNION ALL ');
 }

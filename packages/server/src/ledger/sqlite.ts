@@ -8,7 +8,7 @@ import { Kysely, SqliteDialect } from 'kysely';
 import { appendOnce, fromColumns, KyselyLedgerStore } from './kysely-store.js';
 import type { AppendOutcome, LedgerRow, UsageTotals } from './ledger-store.js';
 import { pushValues } from './sqlite-columns.js';
-import { type RangePart, rangeParams, rangeSql, splitMinutes } from './sqlite-minutes.js';
+import { type RangePart, rangeParams, rangeSql } from './sqlite-minutes.js';
 import type { WriterOptions, WriterReply, WriterRequest, WriterSettings } from './sqlite-writer.js';
 import type { LedgerDatabase, UsageEventsTable } from './tables.js';
 
@@ -67,7 +67,7 @@ export class SqliteLedgerStore extends KyselyLedgerStore {
   ): Promise<Map<string, number>> {
     const rows = this.reads().spent.all({
       agents: JSON.stringify(agentIds),
-      ...rangeParams(splitMinutes(fromMs, toMs)),
+      ...rangeParams(fromMs, toMs),
     }) as { agent_id: string; total: number }[];
     return new Map(rows.map((r) => [r.agent_id, r.total]));
   }
@@ -81,7 +81,7 @@ export class SqliteLedgerStore extends KyselyLedgerStore {
     const total = this.reads().volume.get({
       agent: agentId,
       rule,
-      ...rangeParams(splitMinutes(fromMs, toMs)),
+      ...rangeParams(fromMs, toMs),
     }) as number | null;
     return total ?? 0;
   }
@@ -92,7 +92,7 @@ export class SqliteLedgerStore extends KyselyLedgerStore {
     toMs: number,
     groupBy: 'model' | 'hour',
   ): Promise<UsageTotals[]> {
-    const params = { agent: agentId, ...rangeParams(splitMinutes(fromMs, toMs)) };
+    const params = { agent: agentId, ...rangeParams(fromMs, toMs) };
     const rows = this.reads()[groupBy === 'model' ? 'usageByModel' : 'usageByHour'].all(
       params,
     ) as UsageSums[];
@@ -175,21 +175,24 @@ const USAGE_SUMS = [
 ];
 
 function prepareReads(db: Db) {
+  const signed = (p: RangePart, columns: readonly string[]) =>
+    columns.map((c) => (p.sign === '1' ? c : `${p.sign} * ${c} AS ${c}`)).join(', ');
+  const sums = (columns: readonly string[]) => columns.map((c) => `sum(${c}) AS ${c}`).join(', ');
   const usage = (key: (p: RangePart) => string) =>
     db.prepare(
-      `SELECT key, sum(events) AS events, ${USAGE_SUMS.map((c) => `sum(${c}) AS ${c}`).join(', ')}
-      FROM (${rangeSql((p) => `${key(p)} AS key, ${p.events} AS events, ${USAGE_SUMS.join(', ')}`, 'agent_id = @agent')})
-      GROUP BY key ORDER BY key`,
+      `SELECT key, ${sums(['events', ...USAGE_SUMS])}
+      FROM (${rangeSql((p) => `${key(p)} AS key, ${p.events} AS events, ${signed(p, USAGE_SUMS)}`, 'agent_id = @agent')})
+      GROUP BY key HAVING sum(events) > 0 ORDER BY key`,
     );
   return {
     spent: db.prepare(
       `SELECT agent_id, sum(cost_micros) AS total
-      FROM (${rangeSql(() => 'agent_id, cost_micros', 'agent_id IN (SELECT value FROM json_each(@agents))')})
-      GROUP BY agent_id`,
+      FROM (${rangeSql((p) => `agent_id, ${p.events} AS events, ${signed(p, ['cost_micros'])}`, 'agent_id IN (SELECT value FROM json_each(@agents))')})
+      GROUP BY agent_id HAVING sum(events) > 0`,
     ),
     volume: db
       .prepare(
-        `SELECT sum(total_tokens) FROM (${rangeSql(() => 'total_tokens', 'agent_id = @agent AND rule = @rule')})`,
+        `SELECT sum(total_tokens) FROM (${rangeSql((p) => signed(p, ['total_tokens']), 'agent_id = @agent AND rule = @rule')})`,
       )
       .pluck(),
     usageByModel: usage(() => 'model'),
