@@ -1,10 +1,9 @@
-import { mkdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
+import { startThread } from '../threads.js';
 import { appendOnce, fromColumns, KyselyLedgerStore } from './kysely-store.js';
 import type { AppendOutcome, LedgerRow, UsageTotals } from './ledger-store.js';
 import { pushValues } from './sqlite-columns.js';
@@ -257,7 +256,7 @@ class SqliteWriter {
   }
 
   private start(): Worker {
-    const worker = spawnWriter(this.options);
+    const worker = startThread(import.meta.url, 'sqlite-writer', this.options);
     worker.unref();
     worker.on('message', (reply: WriterReply) => {
       const waiter = this.pending.get(reply.id);
@@ -276,25 +275,6 @@ class SqliteWriter {
     worker.on('exit', (code) => fail(new Error(`the SQLite writer thread exited (code ${code})`)));
     return worker;
   }
-}
-
-/**
- * Starts sqlite-writer in a worker thread. Built (dist), it is a .js file beside this one. From
- * the TypeScript sources (`npm start`, the tests) the thread loads it through tsx's API, as the
- * main thread was: a worker does not inherit the main thread's loader on Node 20.
- */
-function spawnWriter(workerData: WriterOptions): Worker {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.js')) {
-    return new Worker(new URL('./sqlite-writer.js', import.meta.url), { workerData });
-  }
-  const require = createRequire(import.meta.url);
-  const tsxPackage = require.resolve('tsx/package.json');
-  const exports = JSON.parse(readFileSync(tsxPackage, 'utf8')).exports['./esm/api'].import.default;
-  const api = pathToFileURL(join(dirname(tsxPackage), exports)).href;
-  const entry = new URL('./sqlite-writer.ts', import.meta.url).href;
-  const boot = `import(${JSON.stringify(api)}).then(({ tsImport }) => tsImport(${JSON.stringify(entry)}, ${JSON.stringify(entry)}))`;
-  return new Worker(boot, { eval: true, workerData });
 }
 
 /**
