@@ -57,8 +57,8 @@ const RESERVATION_SWEEP_MS = 1000;
 const BUDGET_IDLE_MS = 15 * 60_000;
 const EVICT_SCAN = 50_000;
 /**
- * Agents written per snapshot transaction before the event loop gets a turn: about 10 ms of
- * work, so a snapshot never holds requests back for longer than that.
+ * Agents per snapshot transaction; the next slice is encoded once the writer thread wrote this
+ * one.
  */
 const SNAPSHOT_SLICE = 1_000;
 
@@ -205,7 +205,9 @@ export class EdgeService {
       maxSyncLagMs: Math.max(DEFAULT_MAX_SYNC_LAG_MS, 10 * config.replication.sync_interval_ms),
     });
     const store: SnapshotStore = config.snapshot.enabled
-      ? new SqliteSnapshotStore(config.data_dir)
+      ? new SqliteSnapshotStore(config.data_dir, (error) =>
+          logger.error({ err: error }, 'snapshot write failed'),
+        )
       : new MemorySnapshotStore();
     if (options.role === 'exporter' && !config.snapshot.enabled) {
       throw new ConfigError(options.configPath ?? '(defaults)', [
@@ -223,7 +225,7 @@ export class EdgeService {
       ledger = options.role === 'exporter' ? openMemoryLedger() : await openLedger(config);
       await ledger.migrate();
     } catch (error) {
-      store.close();
+      await store.close();
       throw new Error(
         `cannot open the ${config.ledger.driver} ledger: ${(error as Error).message}`,
         { cause: error },
@@ -257,7 +259,7 @@ export class EdgeService {
       );
     } catch (error) {
       await service.replicator?.stop().catch(() => {});
-      store.close();
+      await store.close();
       await writer.close();
       await ledger.close();
       throw error;
@@ -437,7 +439,7 @@ export class EdgeService {
       await this.ledger.close();
       this.logger.info({ ledger: this.writer.stats() }, 'ledger closed');
       if (this.role === 'edge') this.snapshot();
-      this.store.close();
+      await this.store.close();
       await this.otlp
         ?.shutdown()
         .catch((error: unknown) => this.logger.warn({ err: error }, 'final OTLP push failed'));
@@ -467,25 +469,31 @@ export class EdgeService {
     return this.limiter.dirtyCount('snapshot') > 0;
   }
 
+  /** Resolves once every snapshot write made so far is written (tests and tools). */
+  snapshotWritten(): Promise<void> {
+    return this.store.flush();
+  }
+
   /**
-   * The periodic snapshot, in slices of SNAPSHOT_SLICE agents with the event loop free between
-   * them, so a million changed agents never stall requests for the length of one big write.
+   * The periodic snapshot, in slices of SNAPSHOT_SLICE agents: the event loop encodes a slice and
+   * the store's writer thread writes it, and the next slice waits until it is written, so a
+   * million changed agents never queue up in memory or stall requests for one big write.
    */
   private snapshotInSlices(): void {
     if (this.snapshotting) return;
     this.snapshotting = true;
-    const slice = () => {
+    void (async () => {
       try {
-        if (!this.stopping && this.snapshot(SNAPSHOT_SLICE)) {
-          setImmediate(slice);
-          return;
+        let more = true;
+        while (more && !this.stopping) {
+          more = this.snapshot(SNAPSHOT_SLICE);
+          await this.store.flush();
         }
       } catch (error) {
         this.logger.error({ err: error }, 'snapshot failed');
       }
       this.snapshotting = false;
-    };
-    slice();
+    })();
   }
 
   /**

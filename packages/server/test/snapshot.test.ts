@@ -32,6 +32,7 @@ describe('snapshots', () => {
     expect(service.snapshot(1_000)).toBe(true);
     expect(service.snapshot(1_000)).toBe(true);
     expect(service.snapshot(1_000)).toBe(false);
+    await service.snapshotWritten();
 
     const store = new SqliteSnapshotStore(join(s.dir, 'data'));
     const fresh = new Limiter({
@@ -43,9 +44,67 @@ describe('snapshots', () => {
       agents: 2_500,
       buckets: 2_500,
     });
-    store.close();
+    await store.close();
     expect(fresh.peek('a0', now).limits[0]?.remaining).toBeCloseTo(7, 6);
     expect(fresh.peek('a2499', now).limits[0]?.remaining).toBeCloseTo(7, 6);
+  });
+});
+
+describe('the snapshot writer thread', () => {
+  const policy = definePolicy([{ name: 'r', capacity: 10, refill: 1, per: 'hour' }]);
+  const entries = (limiter: Limiter, ids: string[], now: number) => {
+    for (const id of ids) limiter.check(id, 2, now);
+    return [...limiter.drainDirty(now, Number.POSITIVE_INFINITY, 'snapshot')].map((e) => ({
+      ...e,
+      savedLimit: policy.limits[0] as (typeof policy.limits)[number],
+    }));
+  };
+  const newLimiter = () => new Limiter({ nodeId: 'w', incarnation: 1, defaultPolicy: policy });
+
+  it('writes bucket states beside the event loop: a save returns while the file is locked, and lands after', async () => {
+    const s = scratchDir();
+    cleanups.push(s.cleanup);
+    const store = new SqliteSnapshotStore(s.dir);
+    cleanups.push(() => store.close());
+    const now = Date.now();
+    // Another connection holds the write lock. A save on the event loop would wait for it
+    // (busy_timeout, 5 s) and then throw; the writer thread waits instead, and the save returns.
+    const other = new Database(join(s.dir, 'snapshot.sqlite'));
+    other.pragma('busy_timeout = 5000');
+    other.exec('BEGIN IMMEDIATE');
+    store.save(entries(newLimiter(), ['t1', 't2'], now), [], now);
+    expect(store.load().entries).toEqual([]);
+    other.exec('COMMIT');
+    other.close();
+    await store.flush();
+    expect(
+      store
+        .load()
+        .entries.map((e) => e.agentId)
+        .sort(),
+    ).toEqual(['t1', 't2']);
+  });
+
+  it('reports a write it cannot make, and goes on with the next one', async () => {
+    const s = scratchDir();
+    cleanups.push(s.cleanup);
+    const errors: string[] = [];
+    const store = new SqliteSnapshotStore(s.dir, (error) => errors.push(error.message));
+    cleanups.push(() => store.close());
+    const now = Date.now();
+    const limiter = newLimiter();
+    const other = new Database(join(s.dir, 'snapshot.sqlite'));
+    other.exec('ALTER TABLE buckets RENAME TO buckets_away');
+    store.save(entries(limiter, ['x1'], now), [], now);
+    await store.flush();
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/buckets/);
+    other.exec('ALTER TABLE buckets_away RENAME TO buckets');
+    other.close();
+    store.save(entries(limiter, ['x2'], now), [], now);
+    await store.flush();
+    expect(errors).toHaveLength(1);
+    expect(store.load().entries.map((e) => e.agentId)).toEqual(['x2']);
   });
 });
 
@@ -58,14 +117,14 @@ describe('override records in the snapshot', () => {
       defaultPolicy: definePolicy([{ name: 'r', capacity: 10, refill: 1, per: 'hour' }]),
     });
 
-  it('keep their time and node across a reopen, and a removal stays a record', () => {
+  it('keep their time and node across a reopen, and a removal stays a record', async () => {
     const s = scratchDir();
     cleanups.push(s.cleanup);
     const store = new SqliteSnapshotStore(s.dir);
     store.saveOverride({ agentId: 'vip', policy: gold, at: 1_000, node: 'a' });
     store.saveOverride({ agentId: 'gone', policy: gold, at: 1_000, node: 'a' });
     store.saveOverride({ agentId: 'gone', policy: undefined, at: 2_000, node: 'b' });
-    store.close();
+    await store.close();
 
     const reopened = new SqliteSnapshotStore(s.dir);
     cleanups.push(() => reopened.close());
@@ -83,7 +142,7 @@ describe('override records in the snapshot', () => {
     expect(limiter.getOverride('gone')).toBeUndefined();
   });
 
-  it('keep budget counters, the larger value per slot, until their window ends', () => {
+  it('keep budget counters, the larger value per slot, until their window ends', async () => {
     const s = scratchDir();
     cleanups.push(s.cleanup);
     const store = new SqliteSnapshotStore(s.dir);
@@ -96,7 +155,7 @@ describe('override records in the snapshot', () => {
     });
     store.saveBudgetCounters([row('n1#1', 500, 10_000_000), row('n2#1', 70, 5_000)], 0);
     store.saveBudgetCounters([row('n1#1', 400, 10_000_000)], 0);
-    store.close();
+    await store.close();
     const reopened = new SqliteSnapshotStore(s.dir);
     cleanups.push(() => reopened.close());
     const bySlot = <T extends { slot: string }>(rows: T[]) =>
@@ -108,6 +167,7 @@ describe('override records in the snapshot', () => {
     // A window that ended is not read, and the next save deletes it.
     expect(reopened.budgetCounters(5_000).map((r) => r.slot)).toEqual(['n1#1']);
     reopened.saveBudgetCounters([], 5_000);
+    await reopened.flush();
     expect(reopened.budgetCounters(0).map((r) => r.slot)).toEqual(['n1#1']);
   });
 

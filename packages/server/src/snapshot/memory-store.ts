@@ -40,5 +40,7 @@ export class MemorySnapshotStore implements SnapshotStore {
     return [...this.counters.values()].filter((r) => r.endMs > nowMs);
   }
 
-  close(): void {}
+  async flush(): Promise<void> {}
+
+  async close(): Promise<void> {}
 }

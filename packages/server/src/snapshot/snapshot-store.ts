@@ -52,7 +52,9 @@ export interface Snapshot {
 /**
  * Durable bucket state for one node, so a restart does not hand every agent a full bucket.
  * Implementations: `sqlite` (embedded default, in the data dir) and `memory` (no durability,
- * for tests and `snapshot.enabled: false`). Writes are synchronous and transactional.
+ * for tests and `snapshot.enabled: false`). Each write is one transaction. Bucket states and
+ * budget counters may be written after the call returns, in call order (`flush` waits for them);
+ * override records are written before it returns.
  */
 export interface SnapshotStore {
   /** Everything saved so far. */
@@ -73,7 +75,10 @@ export interface SnapshotStore {
   saveBudgetCounters(rows: readonly BudgetCounterRow[], nowMs: number): void;
   /** The budget counters of windows that end after `nowMs`. */
   budgetCounters(nowMs: number): BudgetCounterRow[];
-  close(): void;
+  /** Resolves once every bucket and counter write made so far is done (or failed). */
+  flush(): Promise<void>;
+  /** Flushes, then closes. */
+  close(): Promise<void>;
 }
 
 /**

@@ -1,7 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { type AgentPolicy, decodeBucket, encodeBucket, type Limit } from '@openclaw-edge/core';
 import Database from 'better-sqlite3';
+import { startThread } from '../threads.js';
 import {
   type BudgetCounterRow,
   limitFromJson,
@@ -10,6 +12,11 @@ import {
   type SnapshotEntry,
   type SnapshotStore,
 } from './snapshot-store.js';
+import type {
+  SnapshotWrite,
+  SnapshotWriteReply,
+  SnapshotWriterOptions,
+} from './snapshot-writer.js';
 
 /** The subset of better-sqlite3 this store calls. */
 type Db = InstanceType<typeof Database>;
@@ -24,43 +31,39 @@ const SCHEMA_VERSION = 3;
  * Snapshots in SQLite (better-sqlite3, WAL) in the data dir: one row per agent and limit with
  * the binary v1 state, one row per agent ever given a runtime override (its latest record, a
  * removal included). The embedded default: no server needed.
+ *
+ * Two connections to one file. Bucket states and budget counters, the periodic bulk, are
+ * encoded here and written by a writer thread (snapshot-writer.ts), in order, so the event loop
+ * does not wait for SQLite; `flush` tells when they are written. Reads, migrations and override
+ * records stay on this thread's connection: an override is written before its change is
+ * acknowledged.
  */
 export class SqliteSnapshotStore implements SnapshotStore {
   private readonly db: Db;
-  private readonly upsert;
-  private readonly remove;
   private readonly putOverride;
   private readonly selectOverrides;
-  private readonly putCounter;
-  private readonly dropEndedCounters;
   private readonly selectCounters;
+  private readonly writer: SnapshotWriter;
 
-  constructor(dataDir: string) {
+  /** `onError`: a write the thread could not make (it is not retried; logged by the caller). */
+  constructor(dataDir: string, onError: (error: Error) => void = () => {}) {
     mkdirSync(dataDir, { recursive: true });
-    this.db = new Database(join(dataDir, 'snapshot.sqlite'));
+    const file = join(dataDir, 'snapshot.sqlite');
+    this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
     this.migrate();
-    this.upsert = this.db.prepare(
-      `INSERT INTO buckets (agent_id, limit_name, state, saved_limit, updated_ms) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (agent_id, limit_name) DO UPDATE
-       SET state = excluded.state, saved_limit = excluded.saved_limit, updated_ms = excluded.updated_ms`,
-    );
-    this.remove = this.db.prepare('DELETE FROM buckets WHERE agent_id = ?');
     this.putOverride = this.db.prepare(
       `INSERT INTO overrides (agent_id, limits, at_ms, node) VALUES (?, ?, ?, ?)
        ON CONFLICT (agent_id) DO UPDATE
        SET limits = excluded.limits, at_ms = excluded.at_ms, node = excluded.node`,
     );
     this.selectOverrides = this.db.prepare('SELECT agent_id, limits, at_ms, node FROM overrides');
-    this.putCounter = this.db.prepare(
-      `INSERT INTO budget_counters (agent_id, limit_name, slot, micros, end_ms) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (agent_id, limit_name, slot) DO UPDATE SET micros = max(micros, excluded.micros)`,
-    );
-    this.dropEndedCounters = this.db.prepare('DELETE FROM budget_counters WHERE end_ms <= ?');
     this.selectCounters = this.db.prepare(
       'SELECT agent_id, limit_name, slot, micros, end_ms FROM budget_counters WHERE end_ms > ?',
     );
+    this.writer = new SnapshotWriter({ file }, onError);
   }
 
   load(): Snapshot {
@@ -100,13 +103,11 @@ export class SqliteSnapshotStore implements SnapshotStore {
   }
 
   save(entries: readonly SnapshotEntry[], evicted: readonly string[], nowMs: number): void {
-    this.db.transaction(() => {
-      for (const e of entries) {
-        const state = Buffer.from(encodeBucket(e.state));
-        this.upsert.run(e.agentId, e.limit, state, limitJson(e.savedLimit), Math.floor(nowMs));
-      }
-      for (const id of evicted) this.remove.run(id);
-    })();
+    const buckets: unknown[] = [];
+    for (const e of entries) {
+      buckets.push(e.agentId, e.limit, encodeBucket(e.state), limitJson(e.savedLimit));
+    }
+    this.writer.post((id) => ({ id, buckets, evicted: [...evicted], nowMs }));
   }
 
   saveOverride(record: OverrideRecord): void {
@@ -115,12 +116,9 @@ export class SqliteSnapshotStore implements SnapshotStore {
   }
 
   saveBudgetCounters(rows: readonly BudgetCounterRow[], nowMs: number): void {
-    this.db.transaction(() => {
-      for (const r of rows) {
-        this.putCounter.run(r.agentId, r.limit, r.slot, r.micros, Math.floor(r.endMs));
-      }
-      this.dropEndedCounters.run(Math.floor(nowMs));
-    })();
+    const counters: unknown[] = [];
+    for (const r of rows) counters.push(r.agentId, r.limit, r.slot, r.micros, Math.floor(r.endMs));
+    this.writer.post((id) => ({ id, counters, nowMs }));
   }
 
   budgetCounters(nowMs: number): BudgetCounterRow[] {
@@ -140,7 +138,12 @@ export class SqliteSnapshotStore implements SnapshotStore {
     }));
   }
 
-  close(): void {
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+
+  async close(): Promise<void> {
+    await this.writer.close();
     this.db.close();
   }
 
@@ -193,6 +196,69 @@ export class SqliteSnapshotStore implements SnapshotStore {
       }
       this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     })();
+  }
+}
+
+/**
+ * The event loop's end of the writer thread. The thread starts at the first write (a store that
+ * only reads, the exporter's, never starts it) and again after it died; it keeps the process
+ * alive only while writes are in flight, and while it closes.
+ */
+class SnapshotWriter {
+  private worker: Worker | undefined;
+  private nextId = 0;
+  private inFlight = 0;
+  private idle: (() => void)[] = [];
+
+  constructor(
+    private readonly options: SnapshotWriterOptions,
+    private readonly onError: (error: Error) => void,
+  ) {}
+
+  post(make: (id: number) => SnapshotWrite): void {
+    this.worker ??= this.start();
+    if (this.inFlight++ === 0) this.worker.ref();
+    this.worker.postMessage(make(this.nextId++));
+  }
+
+  /** Resolves once every write posted so far is committed or failed. */
+  flush(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    const worker = this.worker;
+    if (worker === undefined) return;
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    this.post((id) => ({ id, close: true }));
+    await exited;
+  }
+
+  private settled(count: number): void {
+    this.inFlight -= count;
+    if (this.inFlight > 0) return;
+    this.inFlight = 0;
+    this.worker?.unref();
+    for (const resolve of this.idle.splice(0)) resolve();
+  }
+
+  private start(): Worker {
+    const worker = startThread(import.meta.url, 'snapshot-writer', this.options);
+    worker.on('message', (reply: SnapshotWriteReply) => {
+      if (reply.error !== undefined) this.onError(new Error(reply.error));
+      this.settled(1);
+    });
+    const fail = (error: Error) => {
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      // Writes in flight are lost: the next snapshot writes what changed after them.
+      if (this.inFlight > 0) this.onError(error);
+      this.settled(this.inFlight);
+    };
+    worker.on('error', (error) => fail(new Error(`the snapshot writer failed: ${String(error)}`)));
+    worker.on('exit', (code) => fail(new Error(`the snapshot writer exited (code ${code})`)));
+    return worker;
   }
 }
 
