@@ -223,7 +223,18 @@ export class EdgeService {
     let ledger: LedgerStore;
     try {
       ledger = options.role === 'exporter' ? openMemoryLedger() : await openLedger(config);
-      await ledger.migrate();
+      let upgrading: { migrations: readonly string[]; started: number } | undefined;
+      await ledger.migrate((migrations) => {
+        upgrading = { migrations, started: performance.now() };
+        logger.info(
+          { driver: ledger.driver, migrations },
+          'ledger: upgrading its tables (on a large ledger this takes a while)',
+        );
+      });
+      if (upgrading !== undefined) {
+        const ms = Math.round(performance.now() - upgrading.started);
+        logger.info({ migrations: upgrading.migrations, ms }, 'ledger: upgraded');
+      }
     } catch (error) {
       await store.close();
       throw new Error(

@@ -62,7 +62,9 @@ function conformance(
     let cleanup: () => Promise<void>;
     beforeAll(async () => {
       ({ store, cleanup } = await open());
-      await store.migrate();
+      const announced: string[] = [];
+      await store.migrate((pending) => announced.push(...pending));
+      expect(announced).toEqual([]); // a new ledger is created, not upgraded
       await store.migrate(); // idempotent
     });
     afterAll(async () => {
@@ -451,7 +453,9 @@ describe('SQLite ledger upgrade', () => {
 
     const store = openSqliteLedger(scratch.dir);
     try {
-      await store.migrate();
+      const announced: string[] = [];
+      await store.migrate((pending) => announced.push(...pending));
+      expect(announced).toEqual(['002_sqlite_usage_minutes']);
       const indexes = store.connection
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
         .pluck()

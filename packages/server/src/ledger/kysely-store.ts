@@ -22,12 +22,18 @@ export class KyselyLedgerStore implements LedgerStore {
     private readonly migrationSchema?: string,
   ) {}
 
-  async migrate(): Promise<void> {
+  async migrate(starting?: (pending: readonly string[]) => void): Promise<void> {
     const migrator = new Migrator({
       db: this.db,
       provider: migrationProvider(this.driver),
       ...(this.migrationSchema === undefined ? {} : { migrationTableSchema: this.migrationSchema }),
     });
+    if (starting !== undefined) {
+      const all = await migrator.getMigrations();
+      const pending = all.filter((m) => m.executedAt === undefined);
+      // A ledger being created is quick; only an upgrade of existing tables is announced.
+      if (pending.length > 0 && pending.length < all.length) starting(pending.map((m) => m.name));
+    }
     const { error } = await migrator.migrateToLatest();
     if (error !== undefined) throw error;
   }

@@ -50,8 +50,11 @@ export interface LedgerStore {
   readonly driver: 'sqlite' | 'postgres';
   /** Batches that may be appending at once: the group-commit writer's in-flight limit. */
   readonly appendConcurrency: number;
-  /** Creates or upgrades the tables. */
-  migrate(): Promise<void>;
+  /**
+   * Creates or upgrades the tables. When existing tables are upgraded, `starting` hears the names
+   * of the migrations about to run, before they run (one may take minutes on a large ledger).
+   */
+  migrate(starting?: (pending: readonly string[]) => void): Promise<void>;
   /**
    * Appends rows in ONE transaction, durable when the promise resolves. Rows whose `eventId` is
    * already stored, or repeated earlier in `rows`, are not written; their outcome carries the
