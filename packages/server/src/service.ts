@@ -499,6 +499,8 @@ export class EdgeService {
         while (more && !this.stopping) {
           more = this.snapshot(SNAPSHOT_SLICE);
           await this.store.flush();
+          // A store that writes at once (memory) resolves without a turn of the event loop.
+          await new Promise((resolve) => setImmediate(resolve));
         }
       } catch (error) {
         this.logger.error({ err: error }, 'snapshot failed');

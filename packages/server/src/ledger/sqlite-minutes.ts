@@ -3,10 +3,10 @@
  * adds in the transaction that stores the events, and how a read over any range [from, to)
  * combines them with the events themselves.
  *
- * A range is answered in up to three parts: the whole UTC minutes inside it from the totals
- * (through their agent index), and the partial minutes at its ends from the events (through
- * their time index, which scans every agent's events of that part of the minute). Ranges on
- * minute boundaries, as calendar budget windows and tier months are, read totals only.
+ * A range is answered in up to three parts: whole UTC minutes from the totals (through their
+ * agent index), and at each end that cuts a minute, events read through their time index (which
+ * visits every agent's events of that part of the minute; see rangeParams for which part).
+ * Ranges on minute boundaries, as calendar budget windows and tier months are, read totals only.
  */
 
 export const MINUTE_MS = 60_000;

@@ -6,11 +6,12 @@
  * loop parses, prices and gathers the next batch.
  *
  * One message per batch: the unique rows' values (see sqlite-columns.ts). The new rows are also
- * added to the per-minute totals in the same transaction (sqlite-minutes.ts). The reply carries the
- * stored rows of the ids that were already there, or the error that rolled the batch back. Batches that queued up while a commit ran are written in one transaction, up to
- * `maxRowsPerCommit` rows: a commit costs about one page per agent in it, so a few large
- * commits write far less than many small ones. If that transaction fails, each batch is retried
- * alone, so a batch fails only for its own rows.
+ * added to the per-minute totals in the same transaction (sqlite-minutes.ts). The reply carries
+ * the stored rows of the ids that were already there, or the error that rolled the batch back.
+ * Batches that queued up while a commit ran are written in one transaction, up to
+ * `maxRowsPerCommit` rows: each commit has its own cost (its pages of the indexes and totals,
+ * its WAL frames, its fsync), so a few large commits write less than many small ones. If that
+ * transaction fails, each batch is retried alone, so a batch fails only for its own rows.
  */
 import {
   type MessagePort,
