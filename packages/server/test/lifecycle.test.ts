@@ -84,6 +84,8 @@ describe('durability across restarts', () => {
     });
     await call(edge.url, 'POST', '/v1/check', { agent_id: 'b', cost: 20 });
     expect(await edge.stop('SIGTERM')).toBe(0);
+    // The whole shutdown ran: the process did not just run out of work halfway through it.
+    expect(edge.logs.map((l) => l.msg)).toContain('stopped');
 
     edge = await start(cfg.path);
     const restored = await edge.waitForLog((l) => l.msg === 'state restored');

@@ -208,6 +208,7 @@ class SnapshotWriter {
   private worker: Worker | undefined;
   private nextId = 0;
   private inFlight = 0;
+  private closing = false;
   private idle: (() => void)[] = [];
 
   constructor(
@@ -230,6 +231,9 @@ class SnapshotWriter {
   async close(): Promise<void> {
     const worker = this.worker;
     if (worker === undefined) return;
+    // Referenced until it exited: with nothing else left (the last step of a shutdown), an
+    // unreferenced thread would let the process end before the shutdown does.
+    this.closing = true;
     const exited = new Promise((resolve) => worker.once('exit', resolve));
     this.post((id) => ({ id, close: true }));
     await exited;
@@ -239,7 +243,7 @@ class SnapshotWriter {
     this.inFlight -= count;
     if (this.inFlight > 0) return;
     this.inFlight = 0;
-    this.worker?.unref();
+    if (!this.closing) this.worker?.unref();
     for (const resolve of this.idle.splice(0)) resolve();
   }
 
