@@ -9,6 +9,8 @@
  * Ranges on minute boundaries, as calendar budget windows and tier months are, read totals only.
  */
 
+import type { UsageMinutesTable } from './tables.js';
+
 export const MINUTE_MS = 60_000;
 
 /** The start of the UTC minute holding `ms` (floor, also before 1970). */
@@ -17,7 +19,7 @@ export function minuteOf(ms: number): number {
 }
 
 /** The columns the totals sum, named as in the events table. */
-const SUMMED = [
+export const SUMMED = [
   'requests',
   'input_tokens',
   'cached_input_tokens',
@@ -26,7 +28,7 @@ const SUMMED = [
   'reasoning_tokens',
   'total_tokens',
   'cost_micros',
-];
+] as const satisfies readonly (keyof UsageMinutesTable)[];
 
 /** The minute of `time_ms` in SQL, as minuteOf computes it. */
 export const MINUTE_OF_TIME_SQL = `time_ms - ((time_ms % ${MINUTE_MS}) + ${MINUTE_MS}) % ${MINUTE_MS}`;

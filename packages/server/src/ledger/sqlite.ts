@@ -7,9 +7,9 @@ import { startThread } from '../threads.js';
 import { appendOnce, fromColumns, KyselyLedgerStore } from './kysely-store.js';
 import type { AppendOutcome, LedgerRow, UsageTotals } from './ledger-store.js';
 import { pushValues } from './sqlite-columns.js';
-import { type RangePart, rangeParams, rangeSql } from './sqlite-minutes.js';
+import { type RangePart, rangeParams, rangeSql, SUMMED } from './sqlite-minutes.js';
 import type { WriterOptions, WriterReply, WriterRequest, WriterSettings } from './sqlite-writer.js';
-import type { LedgerDatabase, UsageEventsTable } from './tables.js';
+import type { LedgerDatabase, UsageEventsTable, UsageMinutesTable } from './tables.js';
 
 /** File name of the embedded ledger inside the data dir. */
 export const SQLITE_LEDGER_FILE = 'ledger.sqlite';
@@ -151,27 +151,16 @@ export class SqliteLedgerStore extends KyselyLedgerStore {
   }
 }
 
-interface UsageSums {
-  key: string | number;
-  events: number;
-  requests: number;
-  input_tokens: number;
-  cached_input_tokens: number;
-  cache_write_tokens: number;
-  output_tokens: number;
-  reasoning_tokens: number;
-  cost_micros: number;
-}
+/** What the usage API reports per group: every sum but total tokens. */
+const USAGE_SUMS = SUMMED.filter(
+  (c): c is Exclude<(typeof SUMMED)[number], 'total_tokens'> => c !== 'total_tokens',
+);
 
-const USAGE_SUMS = [
-  'requests',
-  'input_tokens',
-  'cached_input_tokens',
-  'cache_write_tokens',
-  'output_tokens',
-  'reasoning_tokens',
-  'cost_micros',
-];
+/** A row of the usage reads: the group's key and its sums. */
+type UsageSums = { key: string | number } & Pick<
+  UsageMinutesTable,
+  'events' | (typeof USAGE_SUMS)[number]
+>;
 
 function prepareReads(db: Db) {
   const signed = (p: RangePart, columns: readonly string[]) =>

@@ -107,7 +107,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
     for (const e of entries) {
       buckets.push(e.agentId, e.limit, encodeBucket(e.state), limitJson(e.savedLimit));
     }
-    this.writer.post((id) => ({ id, buckets, evicted: [...evicted], nowMs }));
+    this.writer.post((id) => ({ id, buckets, evicted, nowMs }));
   }
 
   saveOverride(record: OverrideRecord): void {
