@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { definePolicy } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
-import { ApiKeys, buildApp, type EdgeRuntime } from '@openclaw-edge/server';
+import { ApiKeys, buildApp } from '@openclaw-edge/server';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { edgeRuntime } from './harness.js';
 
 // `POST /v1/check` has a fast path on node:http in front of Fastify (src/http/fast-check.ts).
 // These tests hold it to the Fastify route: two apps built alike (same policy, same clock, same
@@ -30,17 +31,11 @@ function buildEdge(): FastifyInstance {
     { name: 'full', sha256: digest(KEY), scopes: ['check'] },
     { name: 'narrow', sha256: digest(NARROW_KEY), scopes: ['check'], agents: ['team-*'] },
   ]);
-  const runtime: EdgeRuntime = {
-    limiter,
+  const runtime = edgeRuntime(limiter, {
     now: () => NOW,
     apiKeys: () => keys,
-    tiers: () => new Map(),
-    isReady: () => true,
-    overrideChanged: () => {},
-    replication: () => undefined,
-    maxBatch: 10,
     bodyLimitBytes: 1024,
-  };
+  });
   return buildApp(runtime, { logger: false, version: 'test' });
 }
 

@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Limiter } from '@openclaw-edge/engine';
+import { ApiKeys, type EdgeRuntime } from '@openclaw-edge/server';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 const entry = join(root, 'packages', 'server', 'src', 'main.ts');
@@ -208,4 +210,23 @@ export async function freePorts(n: number): Promise<number[]> {
   const ports = servers.map((s) => (s.address() as AddressInfo).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   return ports;
+}
+
+/**
+ * An EdgeRuntime for apps built in process (`buildApp` + `inject`): no API keys, always ready,
+ * no tiers, no replication; `over` replaces any part.
+ */
+export function edgeRuntime(limiter: Limiter, over: Partial<EdgeRuntime> = {}): EdgeRuntime {
+  return {
+    limiter,
+    now: () => 0,
+    apiKeys: () => new ApiKeys([]),
+    tiers: () => new Map(),
+    isReady: () => true,
+    overrideChanged: () => {},
+    replication: () => undefined,
+    maxBatch: 10,
+    bodyLimitBytes: 4096,
+    ...over,
+  };
 }

@@ -53,6 +53,21 @@ function seeded(seed: number): () => number {
   };
 }
 
+/** Runs `body` with a migrated SQLite ledger in a scratch dir, then closes and removes it. */
+async function withSqliteLedger(
+  body: (store: ReturnType<typeof openSqliteLedger>) => Promise<void>,
+): Promise<void> {
+  const scratch = scratchDir();
+  const store = openSqliteLedger(scratch.dir);
+  try {
+    await store.migrate();
+    await body(store);
+  } finally {
+    await store.close();
+    scratch.cleanup();
+  }
+}
+
 function conformance(
   name: string,
   open: () => Promise<{ store: LedgerStore; cleanup: () => Promise<void> }>,
@@ -340,10 +355,7 @@ conformance('SQLite', async () => ({
 
 describe('SQLite writer thread', () => {
   it('joins batches that queued up into one commit, and a refused batch fails alone', async () => {
-    const scratch = scratchDir();
-    const store = openSqliteLedger(scratch.dir);
-    try {
-      await store.migrate();
+    await withSqliteLedger(async (store) => {
       const before = (await store.writerSettings())?.commits ?? 0;
       const ids = ['j-1', 'j-2', 'j-3', 'j-4', 'j-5', 'j-6'];
       const outcomes = await Promise.all(ids.map((id) => store.append([row(id)])));
@@ -365,17 +377,11 @@ describe('SQLite writer thread', () => {
         (r) => r.eventId,
       );
       expect(stored.sort()).toEqual([...ids, 'j-7', 'j-9'].sort());
-    } finally {
-      await store.close();
-      scratch.cleanup();
-    }
+    });
   });
 
   it('a batch in flight when the thread dies settles, and the next batch starts a new thread', async () => {
-    const scratch = scratchDir();
-    const store = openSqliteLedger(scratch.dir);
-    try {
-      await store.migrate();
+    await withSqliteLedger(async (store) => {
       expect((await store.append([row('w-1')]))[0]?.status).toBe('recorded');
       const inFlight = store.append([row('w-2'), row('w-3')]);
       await store.killWriter();
@@ -394,10 +400,7 @@ describe('SQLite writer thread', () => {
       const again = stored === 2 ? 'duplicate' : 'recorded';
       expect(retry.map((o) => o.status)).toEqual([again, again, 'recorded']);
       expect((await store.get(['w-1', 'w-2', 'w-3', 'w-4'])).length).toBe(4);
-    } finally {
-      await store.close();
-      scratch.cleanup();
-    }
+    });
   });
 });
 
@@ -490,10 +493,7 @@ describe('SQLite ledger upgrade', () => {
   });
 
   it('keeps the per-minute totals equal to the events, through replays and a writer restart', async () => {
-    const scratch = scratchDir();
-    const store = openSqliteLedger(scratch.dir);
-    try {
-      await store.migrate();
+    await withSqliteLedger(async (store) => {
       const t = Date.parse('2026-07-07T07:07:07Z');
       await store.append([row('k-1', { timeMs: t }), row('k-2', { timeMs: t + 60_000 })]);
       await store.append([row('k-1', { costMicros: 5 }), row('k-3', { timeMs: t, model: 'm3' })]);
@@ -516,10 +516,7 @@ describe('SQLite ledger upgrade', () => {
         .all();
       expect(totals).toHaveLength(3);
       expect(totals).toEqual(fromEvents);
-    } finally {
-      await store.close();
-      scratch.cleanup();
-    }
+    });
   });
 });
 

@@ -1,7 +1,8 @@
 import { definePolicy } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
-import { ApiKeys, buildApp, type EdgeRuntime } from '@openclaw-edge/server';
+import { buildApp } from '@openclaw-edge/server';
 import { describe, expect, it } from 'vitest';
+import { edgeRuntime } from './harness.js';
 
 // A client on another host cannot be produced on this machine's loopback, so this test
 // injects requests with a non-loopback remote address into the real app in process.
@@ -11,18 +12,7 @@ function app() {
     incarnation: 1,
     defaultPolicy: definePolicy([{ name: 'r', capacity: 5, refill: 1, per: 'second' }]),
   });
-  const runtime: EdgeRuntime = {
-    limiter,
-    now: () => 0,
-    apiKeys: () => new ApiKeys([]),
-    tiers: () => new Map(),
-    isReady: () => true,
-    overrideChanged: () => {},
-    replication: () => undefined,
-    maxBatch: 10,
-    bodyLimitBytes: 4096,
-  };
-  return buildApp(runtime, { logger: false, version: 'test' });
+  return buildApp(edgeRuntime(limiter), { logger: false, version: 'test' });
 }
 
 describe('with no API key configured', () => {
