@@ -39,6 +39,29 @@ export function decodeBucket(bytes: Uint8Array): BucketState {
   return state;
 }
 
+/** Many bucket states in one buffer: state i is `bytes.subarray(ends[i - 1] ?? 0, ends[i])`. */
+export interface PackedStates {
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  readonly ends: Uint32Array<ArrayBuffer>;
+}
+
+/**
+ * Encodes many bucket states into one buffer, each exactly as {@link encodeBucket} would (so
+ * each decodes with {@link decodeBucket}). Why: a snapshot slice of 1,000 buckets then costs one
+ * growing buffer instead of three allocations per bucket, and a writer thread can take the
+ * buffer over without a copy (BENCHMARKS.md, "Snapshot encoding").
+ */
+export function encodeBucketStates(states: readonly BucketState[]): PackedStates {
+  const w = new Writer(64 * states.length + 64);
+  const ends = new Uint32Array(states.length);
+  for (let i = 0; i < states.length; i++) {
+    w.u8(STATE_FORMAT_VERSION);
+    writeState(w, states[i] as BucketState);
+    ends[i] = w.length;
+  }
+  return { bytes: w.written(), ends };
+}
+
 /** Encodes many buckets in one message (binary v1): the shape of a replication delta. */
 export function encodeEntries(entries: readonly BucketEntry[]): Uint8Array {
   const w = new Writer();
@@ -200,9 +223,18 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /** Growable little-endian byte writer. */
 class Writer {
-  private buf = new Uint8Array(256);
-  private view = new DataView(this.buf.buffer);
+  private buf: Uint8Array<ArrayBuffer>;
+  private view: DataView;
   private pos = 0;
+
+  constructor(size = 256) {
+    this.buf = new Uint8Array(size);
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  get length(): number {
+    return this.pos;
+  }
 
   u8(value: number): void {
     this.reserve(1);
@@ -227,6 +259,7 @@ class Writer {
   }
 
   string(value: string): void {
+    if (this.shortAscii(value)) return;
     const bytes = encoder.encode(value);
     checkId(value, 'id', bytes.length);
     this.varuint(bytes.length);
@@ -235,8 +268,35 @@ class Writer {
     this.pos += bytes.length;
   }
 
+  /**
+   * Writes a 1-127 character ASCII string (every slot id, and most agent ids and limit names)
+   * byte by byte, as `string` would; false, with nothing written, for any other. Why: the
+   * TextEncoder round trip was the largest cost of encoding a snapshot slice.
+   */
+  private shortAscii(value: string): boolean {
+    const length = value.length;
+    if (length === 0 || length > 0x7f) return false;
+    this.reserve(length + 1);
+    const buf = this.buf;
+    const start = this.pos + 1;
+    for (let i = 0; i < length; i++) {
+      const code = value.charCodeAt(i);
+      if (code > 0x7f) return false;
+      buf[start + i] = code;
+    }
+    buf[this.pos] = length;
+    this.pos = start + length;
+    return true;
+  }
+
+  /** A copy of what was written, in a buffer of its own size. */
   finish(): Uint8Array {
     return this.buf.slice(0, this.pos);
+  }
+
+  /** What was written, as a view of the (larger) buffer written into: no copy. */
+  written(): Uint8Array<ArrayBuffer> {
+    return this.buf.subarray(0, this.pos);
   }
 
   private reserve(n: number): void {

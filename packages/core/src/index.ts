@@ -24,9 +24,11 @@ export {
   decodeBucket,
   decodeEntries,
   encodeBucket,
+  encodeBucketStates,
   encodeEntries,
   MAX_ID_BYTES,
   MAX_SLOTS,
+  type PackedStates,
   STATE_FORMAT_VERSION,
 } from './codec.js';
 export {

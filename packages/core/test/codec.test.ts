@@ -7,6 +7,7 @@ import {
   decodeEntries,
   EdgeError,
   encodeBucket,
+  encodeBucketStates,
   encodeEntries,
   InvalidStateError,
   MAX_ID_BYTES,
@@ -176,6 +177,36 @@ describe('round trips', () => {
         expect(json(decodeEntries(encodeEntries(entries)))).toEqual(json(entries));
       }),
       { numRuns: 200 },
+    );
+  });
+
+  it('binary, packed: each of many states is encoded byte for byte as encodeBucket encodes it', () => {
+    // Slot ids on both sides of the one-byte ASCII path (127/128 characters, a late non-ASCII one).
+    const edges = ['x'.repeat(127), 'x'.repeat(128), `${'a'.repeat(40)}é`, 'agent-😀', 'n1~1.0'];
+    const edgeState = (id: string, i: number): BucketState => ({
+      revision: i,
+      params: 7,
+      epochMs: 1_700_000_000_000,
+      overflow: 0,
+      slots: new Map([[id, { consumed: i, refunded: 0 }]]),
+    });
+    fc.assert(
+      fc.property(fc.array(stateArb, { maxLength: 30 }), (drawn) => {
+        const states = [...drawn, ...edges.map(edgeState)];
+        const { bytes, ends } = encodeBucketStates(states);
+        expect(ends.length).toBe(states.length);
+        let start = 0;
+        states.forEach((state, i) => {
+          const end = ends[i] as number;
+          expect(bytes.subarray(start, end)).toEqual(encodeBucket(state));
+          expect(bucketToJson(decodeBucket(bytes.subarray(start, end)))).toEqual(
+            bucketToJson(state),
+          );
+          start = end;
+        });
+        expect(start).toBe(bytes.length);
+      }),
+      { numRuns: 100 },
     );
   });
 

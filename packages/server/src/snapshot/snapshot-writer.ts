@@ -7,14 +7,15 @@
  * One message per write, answered in order once its transaction committed (or failed).
  */
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import type { PackedStates } from '@openclaw-edge/core';
 import Database from 'better-sqlite3';
 
 export interface SnapshotWriterOptions {
   readonly file: string;
 }
 
-/** Columns per bucket row in `SnapshotWrite.buckets`: agent id, limit, state, saved limit JSON. */
-export const BUCKET_WIDTH = 4;
+/** Columns per bucket row in `SnapshotWrite.buckets`: agent id, limit, saved limit JSON. */
+export const BUCKET_WIDTH = 3;
 /** Columns per counter row in `SnapshotWrite.counters`: agent id, limit, slot, micros, end ms. */
 export const COUNTER_WIDTH = 5;
 
@@ -23,6 +24,8 @@ export type SnapshotWrite =
       readonly id: number;
       /** Bucket rows, BUCKET_WIDTH values each, and the agents to delete. */
       readonly buckets: unknown[];
+      /** The rows' encoded states, row i's the i-th. */
+      readonly states: PackedStates;
       readonly evicted: readonly string[];
       readonly nowMs: number;
     }
@@ -72,11 +75,14 @@ const write = db.transaction((message: Exclude<SnapshotWrite, { close: true }>) 
   const nowMs = Math.floor(message.nowMs);
   if ('buckets' in message) {
     const rows = message.buckets;
-    for (let at = 0; at < rows.length; at += BUCKET_WIDTH) {
-      // A Buffer crosses threads as a plain Uint8Array; SQLite binds Buffers as blobs.
-      const state = rows[at + 2] as Uint8Array;
-      const blob = Buffer.from(state.buffer, state.byteOffset, state.byteLength);
-      upsert.run(rows[at], rows[at + 1], blob, rows[at + 3], nowMs);
+    const { bytes, ends } = message.states;
+    let start = 0;
+    for (let at = 0, i = 0; at < rows.length; at += BUCKET_WIDTH, i++) {
+      // SQLite binds Buffers as blobs; this one is a view of the state's bytes, not a copy.
+      const end = ends[i] as number;
+      const blob = Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start);
+      upsert.run(rows[at], rows[at + 1], blob, rows[at + 2], nowMs);
+      start = end;
     }
     for (const id of message.evicted) remove.run(id);
   } else {

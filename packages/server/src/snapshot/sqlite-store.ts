@@ -1,7 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { type AgentPolicy, decodeBucket, encodeBucket, type Limit } from '@openclaw-edge/core';
+import {
+  type AgentPolicy,
+  decodeBucket,
+  encodeBucketStates,
+  type Limit,
+} from '@openclaw-edge/core';
 import Database from 'better-sqlite3';
 import { startThread } from '../threads.js';
 import {
@@ -104,10 +109,13 @@ export class SqliteSnapshotStore implements SnapshotStore {
 
   save(entries: readonly SnapshotEntry[], evicted: readonly string[], nowMs: number): void {
     const buckets: unknown[] = [];
-    for (const e of entries) {
-      buckets.push(e.agentId, e.limit, encodeBucket(e.state), limitJson(e.savedLimit));
-    }
-    this.writer.post((id) => ({ id, buckets, evicted, nowMs }));
+    for (const e of entries) buckets.push(e.agentId, e.limit, limitJson(e.savedLimit));
+    const states = encodeBucketStates(entries.map((e) => e.state));
+    // The encoded states move to the writer thread instead of being copied there.
+    this.writer.post(
+      (id) => ({ id, buckets, states, evicted, nowMs }),
+      [states.bytes.buffer, states.ends.buffer],
+    );
   }
 
   saveOverride(record: OverrideRecord): void {
@@ -216,10 +224,10 @@ class SnapshotWriter {
     private readonly onError: (error: Error) => void,
   ) {}
 
-  post(make: (id: number) => SnapshotWrite): void {
+  post(make: (id: number) => SnapshotWrite, transfer: readonly ArrayBuffer[] = []): void {
     this.worker ??= this.start();
     if (this.inFlight++ === 0) this.worker.ref();
-    this.worker.postMessage(make(this.nextId++));
+    this.worker.postMessage(make(this.nextId++), transfer);
   }
 
   /** Resolves once every write posted so far is committed or failed. */
