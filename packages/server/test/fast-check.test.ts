@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { definePolicy } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
 import { ApiKeys, buildApp } from '@openclaw-edge/server';
@@ -61,6 +63,18 @@ const CASES: readonly Case[] = [
   { name: 'negative cost', body: json({ agent_id: 'a', cost: -1 }), fast: true },
   { name: 'control character', body: json({ agent_id: 'a\u0001' }), fast: true },
   { name: 'unicode id', body: json({ agent_id: 'агент-🦀' }), fast: true },
+  // Bodies that look like the plain `{"agent_id":"..."}` the fast path reads without a parser:
+  { name: 'escaped quote', body: '{"agent_id":"a\\"b"}', fast: true },
+  { name: 'unicode escape (the agent "a")', body: '{"agent_id":"\\u0061"}', fast: true },
+  { name: 'escaped backslash at the end', body: '{"agent_id":"a\\\\"}', fast: true },
+  { name: 'spacing', body: '{ "agent_id" : "a" }', fast: true },
+  { name: 'trailing newline', body: '{"agent_id":"a"}\n', fast: true },
+  { name: 'raw tab in the id', body: '{"agent_id":"a\tb"}', fast: true },
+  { name: 'empty id', body: '{"agent_id":""}', fast: true },
+  { name: 'one-character id', body: '{"agent_id":"z"}', fast: true },
+  { name: 'no closing brace', body: '{"agent_id":"a"', fast: true },
+  { name: 'second field', body: '{"agent_id":"a","cost":2}', fast: true },
+  { name: 'other key', body: '{"agent_ids":"a"}', fast: true },
   { name: 'malformed JSON', body: '{"agent_id":', fast: true },
   { name: 'empty body', body: '', fast: true },
   { name: 'not an object', body: '[1,2]', fast: true },
@@ -203,6 +217,35 @@ describe('the POST /v1/check fast path', () => {
     }
     // The comparison only means something if the cases reach every kind of answer.
     expect([...statuses].sort()).toEqual([200, 400, 401, 403, 413, 415, 422, 429]);
+  });
+
+  it('reads a body that arrives in pieces, a character split between them', async () => {
+    const body = Buffer.from(json({ agent_id: 'агент-split' }));
+    const cut = body.indexOf(Buffer.from('г')) + 1; // inside the two bytes of 'г'
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    await once(socket, 'connect');
+    const before = fastifySaw;
+    socket.write(
+      `POST /v1/check HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n` +
+        `authorization: Bearer ${KEY}\r\nx-request-id: split\r\n` +
+        `content-length: ${body.length}\r\nconnection: close\r\n\r\n`,
+    );
+    socket.write(body.subarray(0, cut));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.end(body.subarray(cut));
+    const chunks: Buffer[] = [];
+    for await (const chunk of socket) chunks.push(chunk as Buffer);
+    const raw = Buffer.concat(chunks).toString('utf8');
+    const ref = await reference.inject({
+      method: 'POST',
+      url: '/v1/check',
+      headers: requestHeaders({ name: 'split', body: '', fast: true }, 0),
+      payload: body,
+    });
+    expect(raw.startsWith('HTTP/1.1 200 ')).toBe(true);
+    expect(raw.slice(raw.indexOf('\r\n\r\n') + 4)).toBe(ref.body);
+    expect(JSON.parse(ref.body)).toMatchObject({ agent_id: 'агент-split', allowed: true });
+    expect(fastifySaw).toBe(before);
   });
 
   it('leaves a query string and every other route to Fastify', async () => {
