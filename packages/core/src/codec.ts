@@ -49,7 +49,7 @@ export interface PackedStates {
  * Encodes many bucket states into one buffer, each exactly as {@link encodeBucket} would (so
  * each decodes with {@link decodeBucket}). Why: a snapshot slice of 1,000 buckets then costs one
  * growing buffer instead of three allocations per bucket, and a writer thread can take the
- * buffer over without a copy (BENCHMARKS.md, "Snapshot encoding").
+ * buffer over without a copy (BENCHMARKS.md, "Snapshot encoding (sixth session)").
  */
 export function encodeBucketStates(states: readonly BucketState[]): PackedStates {
   const w = new Writer(64 * states.length + 64);

@@ -96,8 +96,8 @@ function readAndAnswer(
     chunks.push(chunk);
   });
   req.on('end', () => {
-    const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))?.toString('utf8');
-    const status = answer(options, principal, requestId, text ?? '', res);
+    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+    const status = answer(options, principal, requestId, body.toString('utf8'), res);
     options.metrics?.observeRequest('POST', PATH, status, (performance.now() - started) / 1000);
   });
   // An aborted upload: the client is gone and there is no one to answer.
@@ -155,7 +155,7 @@ const CLOSE_BRACE = 0x7d;
  * between the quotes, a string with no quote, backslash or control character is its own value,
  * so this gives what `JSON.parse` gives. Anything else (spacing, escapes, more fields) is
  * undefined and goes to the parser. Why: parsing was the largest single item of a check's own
- * work in the server (BENCHMARKS.md, "The check fast path, again").
+ * work in the server (BENCHMARKS.md, "The check fast path, again (sixth session)").
  */
 function agentOnly(text: string): CheckBody | undefined {
   const end = text.length - 2;
