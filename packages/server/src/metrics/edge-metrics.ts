@@ -3,12 +3,12 @@ import {
   Counter,
   collectDefaultMetrics,
   Gauge,
-  Histogram,
   type OpenMetricsContentType,
   type PrometheusContentType,
   Registry,
 } from 'prom-client';
 import { FAMILIES, type Observation, OTHER_AGENTS, type RatingCounters } from './families.js';
+import { LatencyHistogram } from './latency-histogram.js';
 import type { OtlpPush } from './otlp.js';
 
 /** Request latency histogram buckets, in seconds: 100 µs to 1 s. */
@@ -64,7 +64,7 @@ export class EdgeMetrics {
   private readonly registry = new Registry<PrometheusContentType | OpenMetricsContentType>();
   private observation: Observation | undefined;
   private rendering: Promise<unknown> = Promise.resolve();
-  private readonly latency: Histogram<'method' | 'route' | 'code'> | undefined;
+  private readonly latency: LatencyHistogram | undefined;
   private readonly collectSeconds: Gauge;
   /** Replication health, set by the replicator (src/replication) when replication is configured. */
   readonly replication: {
@@ -101,17 +101,16 @@ export class EdgeMetrics {
       if (spec.type === 'gauge') new Gauge(config);
       else new Counter(config);
     }
+    // The edge answers in well under a millisecond: prom-client's default buckets (from 5 ms)
+    // would put every request in the first one.
     this.latency = traffic
-      ? new Histogram({
-          name: 'openclaw_http_request_duration_seconds',
-          help: 'Server time per HTTP request, by route pattern',
-          labelNames: ['method', 'route', 'code'],
-          // The edge answers in well under a millisecond: the default buckets (from 5 ms) would
-          // put every request in the first one.
-          buckets: LATENCY_BUCKETS,
-          registers,
-        })
+      ? new LatencyHistogram(
+          'openclaw_http_request_duration_seconds',
+          'Server time per HTTP request, by route pattern',
+          LATENCY_BUCKETS,
+        )
       : undefined;
+    if (this.latency !== undefined) this.registry.registerMetric(this.latency.asMetric());
     this.replication = {
       peers: new Gauge({
         name: 'openclaw_replication_peers',
@@ -172,7 +171,7 @@ export class EdgeMetrics {
 
   /** Records one HTTP request's server time. */
   observeRequest(method: string, route: string, code: number, seconds: number): void {
-    this.latency?.observe({ method, route, code }, seconds);
+    this.latency?.observe(method, route, code, seconds);
     this.options.otlp?.recordRequest({ method, route, code }, seconds);
   }
 
