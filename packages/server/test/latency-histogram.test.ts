@@ -1,5 +1,6 @@
 import { Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../../sim/random.js';
 import { LATENCY_BUCKETS } from '../src/metrics/edge-metrics.js';
 import { LatencyHistogram } from '../src/metrics/latency-histogram.js';
 
@@ -29,17 +30,6 @@ function pair() {
   return { theirs, ours, observe };
 }
 
-/** Seeded (mulberry32) so a failure replays. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const render = async (registry: Registry, type: string) => {
   registry.setContentType(type as typeof Registry.PROMETHEUS_CONTENT_TYPE);
   return registry.metrics();
@@ -48,7 +38,7 @@ const render = async (registry: Registry, type: string) => {
 describe('the request latency histogram', () => {
   it('renders what prom-client renders, in both text formats and as JSON', async () => {
     const { theirs, ours, observe } = pair();
-    const next = random(42);
+    const next = mulberry32(42);
     const routes = [
       ['POST', '/v1/check'],
       ['GET', '/v1/agents/:agent_id'],

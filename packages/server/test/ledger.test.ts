@@ -12,6 +12,7 @@ import {
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../../sim/random.js';
 import { migrationProvider } from '../src/ledger/tables.js';
 import { scratchDir } from './harness.js';
 import { DATABASE_URL, dropSchema, postgresAvailable, uniqueSchema } from './postgres.js';
@@ -41,17 +42,6 @@ const row = (eventId: string, over: Partial<LedgerRow> = {}): LedgerRow => ({
   recordedMs: 1,
   ...over,
 });
-
-/** A small deterministic PRNG (mulberry32), so a failing case can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Runs `body` with a migrated SQLite ledger in a scratch dir, then closes and removes it. */
 async function withSqliteLedger(
@@ -181,7 +171,7 @@ function conformance(
       // Events spread over three hours at random milliseconds, written in batches with replays
       // (in and across batches) that must count once; then random ranges, some on whole
       // minutes, some cutting minutes (SQLite answers those from totals and events together).
-      const random = seeded(7);
+      const random = mulberry32(7);
       const base = Date.parse('2026-06-01T09:00:00Z');
       const agents = ['r-a', 'r-b', 'r-c'];
       const written: LedgerRow[] = [];
