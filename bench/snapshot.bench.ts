@@ -19,7 +19,10 @@ import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { definePolicy, encodeBucket } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
-import type { SnapshotEntry } from '../packages/server/src/snapshot/snapshot-store.js';
+import {
+  drainChangedBuckets,
+  type SnapshotEntry,
+} from '../packages/server/src/snapshot/snapshot-store.js';
 import { SqliteSnapshotStore } from '../packages/server/src/snapshot/sqlite-store.js';
 import { gitState, loadAverage, percentile, progress, round, table } from './support.js';
 
@@ -29,15 +32,6 @@ const WARMUP_ROUNDS = 2;
 
 type Save = (entries: readonly SnapshotEntry[], nowMs: number) => void;
 
-function drainSlice(limiter: Limiter, nowMs: number): SnapshotEntry[] {
-  const entries: SnapshotEntry[] = [];
-  for (const entry of limiter.drainDirty(nowMs, SLICE, 'snapshot')) {
-    const savedLimit = limiter.policyFor(entry.agentId).limits.find((l) => l.name === entry.limit);
-    if (savedLimit !== undefined) entries.push({ ...entry, savedLimit });
-  }
-  return entries;
-}
-
 /** One round: charge every agent, then time each slice's drain and save. */
 async function round1(limiter: Limiter, save: Save, settle: () => Promise<void>) {
   const now = Date.now();
@@ -45,7 +39,7 @@ async function round1(limiter: Limiter, save: Save, settle: () => Promise<void>)
   const times: number[] = [];
   while (limiter.dirtyCount('snapshot') > 0) {
     const started = performance.now();
-    save(drainSlice(limiter, now), now);
+    save(drainChangedBuckets(limiter, now, SLICE), now);
     times.push(performance.now() - started);
     await settle();
   }

@@ -28,7 +28,7 @@ import { MeshTransport } from './replication/mesh.js';
 import { type ReplicationTransport, Replicator } from './replication/replicator.js';
 import { restoreSnapshot } from './restore.js';
 import { MemorySnapshotStore } from './snapshot/memory-store.js';
-import type { SnapshotEntry, SnapshotStore } from './snapshot/snapshot-store.js';
+import { drainChangedBuckets, type SnapshotStore } from './snapshot/snapshot-store.js';
 import { SqliteSnapshotStore } from './snapshot/sqlite-store.js';
 
 /** Version reported by the API and the CLI. */
@@ -465,13 +465,7 @@ export class EdgeService {
    */
   snapshot(maxAgents = Number.POSITIVE_INFINITY): boolean {
     const now = Date.now();
-    const entries: SnapshotEntry[] = [];
-    for (const entry of this.limiter.drainDirty(now, maxAgents, 'snapshot')) {
-      const savedLimit = this.limiter
-        .policyFor(entry.agentId)
-        .limits.find((l) => l.name === entry.limit);
-      if (savedLimit !== undefined) entries.push({ ...entry, savedLimit });
-    }
+    const entries = drainChangedBuckets(this.limiter, now, maxAgents);
     const evicted = this.evicted;
     this.evicted = [];
     if (entries.length > 0 || evicted.length > 0) this.store.save(entries, evicted, now);

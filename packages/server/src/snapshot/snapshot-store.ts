@@ -5,6 +5,7 @@ import {
   type Limit,
   limitFingerprint,
 } from '@openclaw-edge/core';
+import type { Limiter } from '@openclaw-edge/engine';
 
 /**
  * A bucket state with the limit it counted under when saved, so a restart under changed limits
@@ -12,6 +13,23 @@ import {
  */
 export interface SnapshotEntry extends BucketEntry {
   readonly savedLimit: Limit;
+}
+
+/**
+ * The buckets of at most `maxAgents` agents changed since the last snapshot, each with the limit
+ * it counts under (a bucket whose limit the agent no longer has is left out).
+ */
+export function drainChangedBuckets(
+  limiter: Limiter,
+  nowMs: number,
+  maxAgents: number,
+): SnapshotEntry[] {
+  const entries: SnapshotEntry[] = [];
+  for (const entry of limiter.drainDirty(nowMs, maxAgents, 'snapshot')) {
+    const savedLimit = limiter.policyFor(entry.agentId).limits.find((l) => l.name === entry.limit);
+    if (savedLimit !== undefined) entries.push({ ...entry, savedLimit });
+  }
+  return entries;
 }
 
 /**
