@@ -9,7 +9,12 @@ export default defineConfig({
   ssr: { resolve: { conditions: [sourceCondition], externalConditions: [sourceCondition] } },
   resolve: { conditions: [sourceCondition] },
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts', 'sim/test/**/*.test.ts'],
+    include: [
+      'packages/*/test/**/*.test.ts',
+      'test/**/*.test.ts',
+      'sim/test/**/*.test.ts',
+      'bench/test/**/*.test.ts',
+    ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     reporters: ['default', './vitest.summary-reporter.ts'],
