@@ -34,10 +34,10 @@
  *   intervals, sent on any idle one of 64 keep-alive connections, latency from the due time).
  *   As a reference for what this machine and Fastify deliver at that relative load, bare
  *   Fastify gets the same generator at 80% of its own peak. On a 2-vCPU machine that generator
- *   (JavaScript, in this process) cannot always offer the rate, so when `wrk` is installed the
- *   same rates are also offered by wrk (C, one thread, 64 connections) with a think time
- *   between each response and the connection's next request, calibrated during the warm-up.
- *   That is a closed loop: its latency (from write) leaves out waits an open loop would count.
+ *   (JavaScript, in this process) cannot always offer the rate, so when a C compiler is here
+ *   the same rates are also offered by loadgen (bench/loadgen: C, one thread, 64 connections,
+ *   the same open loop with each request sent at its time to the microsecond, after a warm-up
+ *   at the rate). Its p99 from the due time is the one held to the target.
  * - Batch: `POST /v1/check/batch` with 100 checks per request against our service, c64;
  *   decisions/s = req/s × 100.
  * - Server CPU (from /proc/<pid>/stat), bench-process CPU, Redis CPU and what the rest of the
@@ -45,8 +45,7 @@
  *   is shared: before each server starts the bench waits for quiet, and a measurement during
  *   which other processes used more than a quarter of a core is repeated once.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { type ChildProcess, spawn } from 'node:child_process';
 import {
   copyFileSync,
   mkdirSync,
@@ -63,6 +62,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { buildLoadgen, type LoadgenResult, runLoadgen } from './loadgen/loadgen.js';
 import {
   clockTicks,
   fmtInt,
@@ -864,172 +864,74 @@ async function pacedLoad(
 }
 
 // ---------------------------------------------------------------------------------------------
-// wrk with a think time (the 80% latency from a C load generator)
+// loadgen: the 80% latency from an open-loop C load generator (bench/loadgen)
 
-interface WrkPacedResult {
-  readonly targetRate: number;
-  readonly connections: number;
-  readonly durationS: number;
-  /** Mean wait per connection between a response and its next request, ms. */
-  readonly thinkMs: number;
-  readonly completed: number;
-  readonly achievedRps: number;
-  /** Latency from the time each request was written (wrk's own measure). */
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly p999Ms: number;
-  readonly maxMs: number;
-  readonly non2xx: number;
-  readonly errors: number;
+interface OpenLoopResult extends LoadgenResult {
   readonly serverCpuPct: number;
-  /** wrk's CPU, sampled every 250 ms while it ran. */
-  readonly wrkCpuPct: number;
+  /** loadgen's CPU, sampled every 250 ms while it ran. */
+  readonly loadgenCpuPct: number;
   readonly otherCpuPct: number;
-  readonly repeatedAfterOtherCpuPct?: number;
-}
-
-/** True when a `wrk` binary runs here (Debian package `wrk`); the bench skips it otherwise. */
-function haveWrk(): boolean {
-  return spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error === undefined;
 }
 
 /**
- * wrk's Lua script: every check body in turn, each connection waiting `thinkMs` (on average,
- * whole milliseconds mixed to that mean) after each response before its next request, and one
- * RESULT line at the end.
+ * loadgen at `ratePerS` on 64 keep-alive connections: requests evenly spaced (wrk2's -R), each
+ * sent on any idle connection, latency from when it was due; a warm-up first at the same rate.
  */
-function wrkScript(file: string, bodies: readonly Buffer[], thinkMs: number): void {
-  const lua = (b: Buffer) => JSON.stringify(b.toString('utf8')); // JSON strings are Lua strings here
-  writeFileSync(
-    file,
-    [
-      `local bodies = {${bodies.map(lua).join(',\n')}}`,
-      'local reqs, i, owed = {}, 0, 0',
-      'init = function(args)',
-      '  for k, b in ipairs(bodies) do',
-      '    reqs[k] = wrk.format("POST", "/v1/check", {["Content-Type"] = "application/json"}, b)',
-      '  end',
-      'end',
-      'request = function() i = i % #reqs + 1; return reqs[i] end',
-      `delay = function() owed = owed + ${thinkMs.toFixed(4)}; local d = math.floor(owed); owed = owed - d; return d end`,
-      'done = function(summary, latency, requests)',
-      '  local e = summary.errors',
-      '  io.write(string.format("RESULT %d %d %d %d %.3f %.3f %.3f %.3f\\n", summary.requests, summary.duration,',
-      '    e.status, e.connect + e.read + e.write + e.timeout, latency:percentile(50) / 1000,',
-      '    latency:percentile(99) / 1000, latency:percentile(99.9) / 1000, latency.max / 1000))',
-      'end',
-      '',
-    ].join('\n'),
-  );
-}
-
-/**
- * `wrk -t1` with 64 connections, each pausing between a response and its next request so that
- * together they offer `ratePerS`. The pause is calibrated: a first run (the warm-up) at the
- * naive pause (connections / rate) shows how long a request takes at that load, and the measured
- * run pauses that much less. Closed loop with think time: a stall holds back each connection's
- * next request instead of queueing it, so wrk's latency (from write) does not count waiting
- * that an open loop would (coordinated omission); the paced generator above does.
- */
-async function wrkPaced(
+async function openLoop(
   server: ServerHandle,
+  binary: string,
   bodies: readonly Buffer[],
   ratePerS: number,
-  connections: number,
   warmupS: number,
   durationS: number,
   dir: string,
-): Promise<WrkPacedResult> {
-  const cycleMs = (1000 * connections) / ratePerS;
-  const run = async (thinkMs: number, seconds: number) => {
-    const script = join(dir, 'wrk-paced.lua');
-    wrkScript(script, bodies, thinkMs);
-    server.markLines();
-    const cpu = cpuWindow(server.pid);
-    const child = spawn(
-      'wrk',
-      [
-        '-t1',
-        `-c${connections}`,
-        `-d${seconds}s`,
-        '--timeout',
-        `${REQUEST_TIMEOUT_S}s`,
-        '-s',
-        script,
-        server.address,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString('utf8');
-    });
-    let wrkCpuS = 0;
-    const sampler = setInterval(() => {
-      const s = child.pid === undefined ? Number.NaN : procCpuS(child.pid);
-      if (!Number.isNaN(s)) wrkCpuS = s;
-    }, 250);
-    const [code] = (await once(child, 'exit')) as [number | null];
-    clearInterval(sampler);
-    const usage = cpu.stop();
-    const line = /^RESULT (.*)$/m.exec(out);
-    if (code !== 0 || line === null) throw new Error(`wrk exited with ${code}: ${out}`);
-    const [completed, durationUs, non2xx, errors, p50, p99, p999, max] = (line[1] as string)
-      .split(' ')
-      .map(Number) as number[];
-    const wallS = (durationUs as number) / 1e6;
-    return {
-      targetRate: ratePerS,
-      connections,
-      durationS: seconds,
-      thinkMs,
-      completed: completed as number,
-      achievedRps: (completed as number) / wallS,
-      p50Ms: p50 as number,
-      p99Ms: p99 as number,
-      p999Ms: p999 as number,
-      maxMs: max as number,
-      non2xx: non2xx as number,
-      errors: errors as number,
-      serverCpuPct: usage.serverPct,
-      wrkCpuPct: (100 * wrkCpuS) / wallS,
-      // wrk is a child process, so the window counted it among the others.
-      otherCpuPct: Math.max(0, usage.otherPct - (100 * wrkCpuS) / wallS),
-    };
-  };
-  const calibration = await run(cycleMs, warmupS);
-  const perRequestMs = Math.max(0, (1000 * connections) / calibration.achievedRps - cycleMs);
-  const thinkMs = Math.max(0, cycleMs - perRequestMs);
-  return run(thinkMs, durationS);
-}
-
-function wrkPacedJson(r: WrkPacedResult) {
+): Promise<OpenLoopResult> {
+  server.markLines();
+  const cpu = cpuWindow(server.pid);
+  const started = performance.now();
+  const { result, cpuS } = await runLoadgen(
+    binary,
+    {
+      url: `${server.address}/v1/check`,
+      rate: ratePerS,
+      warmupS,
+      durationS,
+      connections: HEADLINE_CONNECTIONS,
+      bodies,
+      timeoutS: REQUEST_TIMEOUT_S,
+    },
+    dir,
+  );
+  const usage = cpu.stop();
+  const wallS = (performance.now() - started) / 1000;
   return {
-    target_rate: r.targetRate,
-    connections: r.connections,
-    duration_s: r.durationS,
-    think_ms: round(r.thinkMs, 3),
-    completed: r.completed,
-    achieved_rps: round(r.achievedRps, 0),
-    p50_ms_from_write: round(r.p50Ms, 3),
-    p99_ms_from_write: round(r.p99Ms, 3),
-    p999_ms_from_write: round(r.p999Ms, 3),
-    max_ms_from_write: round(r.maxMs, 3),
-    non_2xx: r.non2xx,
-    errors: r.errors,
-    server_cpu_pct: round(r.serverCpuPct, 1),
-    wrk_cpu_pct: round(r.wrkCpuPct, 1),
-    other_cpu_pct: round(r.otherCpuPct, 1),
-    repeated_after_other_cpu_pct:
-      r.repeatedAfterOtherCpuPct === undefined ? null : round(r.repeatedAfterOtherCpuPct, 1),
+    ...result,
+    serverCpuPct: usage.serverPct,
+    loadgenCpuPct: (100 * cpuS) / wallS,
+    // loadgen is a child process, so the window counted it among the others.
+    otherCpuPct: Math.max(0, usage.otherPct - (100 * cpuS) / wallS),
   };
 }
 
-function describeWrkPaced(r: WrkPacedResult): string {
+function openLoopJson(r: OpenLoopResult & { readonly repeatedAfterOtherCpuPct?: number }) {
+  const { serverCpuPct, loadgenCpuPct, otherCpuPct, repeatedAfterOtherCpuPct, ...result } = r;
+  return {
+    ...result,
+    server_cpu_pct: round(serverCpuPct, 1),
+    loadgen_cpu_pct: round(loadgenCpuPct, 1),
+    other_cpu_pct: round(otherCpuPct, 1),
+    repeated_after_other_cpu_pct:
+      repeatedAfterOtherCpuPct === undefined ? null : round(repeatedAfterOtherCpuPct, 1),
+  };
+}
+
+function describeOpenLoop(r: OpenLoopResult): string {
+  const l = r.latency_ms;
   return (
-    `${fmtInt(r.achievedRps)} req/s (think ${r.thinkMs.toFixed(2)} ms), p50 ${r.p50Ms.toFixed(2)} ms, ` +
-    `p99 ${r.p99Ms.toFixed(2)} ms, p99.9 ${r.p999Ms.toFixed(2)} ms, max ${r.maxMs.toFixed(2)} ms (from write), ` +
-    `non-2xx ${r.non2xx}, errors ${r.errors}, cpu server ${r.serverCpuPct.toFixed(0)}% wrk ${r.wrkCpuPct.toFixed(0)}% other ${r.otherCpuPct.toFixed(0)}%`
+    `${fmtInt(r.achieved_rps)} req/s, from due time p50 ${l.p50.toFixed(2)} ms, p90 ${l.p90.toFixed(2)} ms, ` +
+    `p99 ${l.p99.toFixed(2)} ms, p99.9 ${l.p999.toFixed(2)} ms, max ${l.max.toFixed(2)} ms; ` +
+    `from write p99 ${r.service_ms.p99.toFixed(2)} ms; non-2xx ${r.non2xx}, errors ${r.errors + r.unfinished}, ` +
+    `cpu server ${r.serverCpuPct.toFixed(0)}% loadgen ${r.loadgenCpuPct.toFixed(0)}% other ${r.otherCpuPct.toFixed(0)}%`
   );
 }
 
@@ -1345,11 +1247,13 @@ async function runAll(
   const server = await all.ours.start();
   let at80: LoadResult;
   let paced: PacedResult;
-  const wrkHere = haveWrk();
-  if (!wrkHere)
-    progress('80% load: wrk is not installed (apt-get install wrk); its measurement is skipped');
-  let wrkOurs: WrkPacedResult | undefined;
-  let wrkBare: WrkPacedResult | undefined;
+  const loadgen = buildLoadgen(tmp);
+  if (loadgen === undefined)
+    progress(
+      '80% load: no C compiler (apt-get install gcc) to build loadgen; its measurement is skipped',
+    );
+  let openOurs: OpenLoopResult | undefined;
+  let openBare: OpenLoopResult | undefined;
   try {
     progress(
       `80% load: ours at ${server.address}; warm-up ${p.warmupS} s, then ${fmtInt(rate)} req/s (${100 * LOAD_FRACTION}% of ${fmtInt(oursRps)})`,
@@ -1368,11 +1272,11 @@ async function runAll(
       pacedLoad(server, workload.checks, rate, HEADLINE_CONNECTIONS, p.measureS),
     );
     progress(`  paced open loop ${fmtInt(rate)}/s: ${describePaced(paced)}`);
-    if (wrkHere) {
-      wrkOurs = await measured('wrk with think time', () =>
-        wrkPaced(server, workload.checks, rate, HEADLINE_CONNECTIONS, p.warmupS, p.measureS, tmp),
+    if (loadgen !== undefined) {
+      openOurs = await measured('loadgen', () =>
+        openLoop(server, loadgen, workload.checks, rate, p.warmupS, p.measureS, tmp),
       );
-      progress(`  wrk with think time, ${fmtInt(rate)}/s: ${describeWrkPaced(wrkOurs)}`);
+      progress(`  loadgen ${fmtInt(rate)}/s: ${describeOpenLoop(openOurs)}`);
     }
   } finally {
     exitCodes['ours#80pct'] = await server.stop();
@@ -1393,11 +1297,11 @@ async function runAll(
       pacedLoad(bare, workload.checks, bareRate, HEADLINE_CONNECTIONS, p.measureS),
     );
     progress(`  paced open loop ${fmtInt(bareRate)}/s: ${describePaced(barePaced)}`);
-    if (wrkHere) {
-      wrkBare = await measured('wrk with think time (bare)', () =>
-        wrkPaced(bare, workload.checks, bareRate, HEADLINE_CONNECTIONS, p.warmupS, p.measureS, tmp),
+    if (loadgen !== undefined) {
+      openBare = await measured('loadgen (bare)', () =>
+        openLoop(bare, loadgen, workload.checks, bareRate, p.warmupS, p.measureS, tmp),
       );
-      progress(`  wrk with think time, ${fmtInt(bareRate)}/s: ${describeWrkPaced(wrkBare)}`);
+      progress(`  loadgen ${fmtInt(bareRate)}/s: ${describeOpenLoop(openBare)}`);
     }
   } finally {
     exitCodes['bare#80pct'] = await bare.stop();
@@ -1462,7 +1366,7 @@ async function runAll(
     aheadOfRlfRedis: ratio('rlf_redis') > 1,
     p99At80Autocannon: at80.p99Ms < TARGETS.p99MsAt80,
     p99At80Paced: paced.p99Ms < TARGETS.p99MsAt80,
-    p99At80Wrk: wrkOurs === undefined ? null : wrkOurs.p99Ms < TARGETS.p99MsAt80,
+    p99At80Loadgen: openOurs === undefined ? null : openOurs.latency_ms.p99 < TARGETS.p99MsAt80,
   };
   const verdict = (ok: boolean): string => (ok ? 'met' : 'MISSED');
   console.log('');
@@ -1483,9 +1387,9 @@ async function runAll(
   console.log(
     `80% load (${fmtInt(rate)} req/s): autocannon overallRate p50 ${at80.p50Ms.toFixed(2)} ms p99 ${at80.p99Ms.toFixed(2)} ms (target p99 < ${TARGETS.p99MsAt80}: ${verdict(met.p99At80Autocannon)}); paced open loop p50 ${paced.p50Ms.toFixed(2)} ms p99 ${paced.p99Ms.toFixed(2)} ms (${verdict(met.p99At80Paced)})`,
   );
-  if (wrkOurs !== undefined && wrkBare !== undefined) {
+  if (openOurs !== undefined && openBare !== undefined) {
     console.log(
-      `80% load, wrk with think time: ours ${fmtInt(wrkOurs.achievedRps)} req/s p50 ${wrkOurs.p50Ms.toFixed(2)} ms p99 ${wrkOurs.p99Ms.toFixed(2)} ms (${verdict(wrkOurs.p99Ms < TARGETS.p99MsAt80)}); bare Fastify at 80% of its peak ${fmtInt(wrkBare.achievedRps)} req/s p50 ${wrkBare.p50Ms.toFixed(2)} ms p99 ${wrkBare.p99Ms.toFixed(2)} ms`,
+      `80% load, loadgen (open loop, from due time): ours ${fmtInt(openOurs.achieved_rps)} req/s p50 ${openOurs.latency_ms.p50.toFixed(2)} ms p99 ${openOurs.latency_ms.p99.toFixed(2)} ms (${verdict(openOurs.latency_ms.p99 < TARGETS.p99MsAt80)}); bare Fastify at 80% of its peak ${fmtInt(openBare.achieved_rps)} req/s p50 ${openBare.latency_ms.p50.toFixed(2)} ms p99 ${openBare.latency_ms.p99.toFixed(2)} ms`,
     );
   }
   console.log(
@@ -1612,10 +1516,10 @@ async function runAll(
     bare_p50_ms_at_80pct_paced: round(barePaced.p50Ms, 3),
     bare_p99_ms_at_80pct_paced: round(barePaced.p99Ms, 3),
     bare_at_80pct_paced: pacedJson(barePaced),
-    ours_p99_ms_at_80pct_wrk: wrkOurs === undefined ? null : round(wrkOurs.p99Ms, 3),
-    ours_at_80pct_wrk: wrkOurs === undefined ? null : wrkPacedJson(wrkOurs),
-    bare_p99_ms_at_80pct_wrk: wrkBare === undefined ? null : round(wrkBare.p99Ms, 3),
-    bare_at_80pct_wrk: wrkBare === undefined ? null : wrkPacedJson(wrkBare),
+    ours_p99_ms_at_80pct_loadgen: openOurs === undefined ? null : openOurs.latency_ms.p99,
+    ours_at_80pct_loadgen: openOurs === undefined ? null : openLoopJson(openOurs),
+    bare_p99_ms_at_80pct_loadgen: openBare === undefined ? null : openBare.latency_ms.p99,
+    bare_at_80pct_loadgen: openBare === undefined ? null : openLoopJson(openBare),
     ours_batch_rps: round(batchRps, 0),
     ours_batch_decisions_per_s: round(batchRps * BATCH_SIZE, 0),
     ours_batch_p50_ms: round(
@@ -1640,7 +1544,7 @@ async function runAll(
         ahead_of_rlf_redis: met.aheadOfRlfRedis,
         p99_at_80pct_autocannon: met.p99At80Autocannon,
         p99_at_80pct_paced: met.p99At80Paced,
-        p99_at_80pct_wrk: met.p99At80Wrk,
+        p99_at_80pct_loadgen: met.p99At80Loadgen,
       },
     },
     contenders: Object.fromEntries(
