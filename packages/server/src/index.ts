@@ -25,7 +25,7 @@ export {
   SQLITE_LEDGER_FILE,
   SQLITE_WAL_AUTOCHECKPOINT_PAGES,
 } from './ledger/sqlite.js';
-export { type RestoreReport, restoreSnapshot } from './restore.js';
+export { type RestoreOptions, type RestoreReport, restoreSnapshot } from './restore.js';
 export { EdgeService, type ServiceOptions, VERSION } from './service.js';
 export { MemorySnapshotStore } from './snapshot/memory-store.js';
 export type { Snapshot, SnapshotEntry, SnapshotStore } from './snapshot/snapshot-store.js';

@@ -10,7 +10,21 @@ export interface RestoreReport {
   readonly rebased: number;
   /** Buckets of limits that no longer exist. */
   readonly dropped: number;
+  /** Buckets whose slots were folded into one fresh revision (`compactSlots`). */
+  readonly compacted: number;
   readonly overrides: number;
+}
+
+export interface RestoreOptions {
+  /**
+   * Fold each bucket's slots away: a rebase onto its own limit, one revision up, that keeps what
+   * the agent has left. Every process run charges under a slot of its own, so without this a
+   * lone replica's buckets gain a slot per restart and every snapshot, export and merge carries
+   * them all (18 restarts made the snapshot's writes and the p99 several times slower). Only for
+   * a replica with no peers and at start: a peer still holding an old slot would count it
+   * again, and a reader that compacted would rank its own revision above the writer's.
+   */
+  readonly compactSlots?: boolean;
 }
 
 /**
@@ -23,6 +37,7 @@ export function restoreSnapshot(
   limiter: Limiter,
   snapshot: Snapshot,
   nowMs: number,
+  options: RestoreOptions = {},
 ): RestoreReport {
   let overrides = 0;
   for (const o of snapshot.overrides) {
@@ -36,6 +51,7 @@ export function restoreSnapshot(
   }
   let rebased = 0;
   let dropped = 0;
+  let compacted = 0;
   const agents = new Set<string>();
   const entries = snapshot.entries.flatMap((entry) => {
     const limit = limiter.policyFor(entry.agentId).limits.find((l) => l.name === entry.limit);
@@ -44,12 +60,12 @@ export function restoreSnapshot(
       return [];
     }
     agents.add(entry.agentId);
-    if (
-      entry.state.params === limit.fingerprint ||
-      entry.savedLimit.fingerprint !== entry.state.params
-    ) {
-      return [entry];
+    if (entry.state.params === limit.fingerprint) {
+      if (!options.compactSlots || entry.state.slots.size === 0) return [entry];
+      compacted++;
+      return [{ ...entry, state: rebase(entry.state, limit, limit, nowMs) }];
     }
+    if (entry.savedLimit.fingerprint !== entry.state.params) return [entry];
     rebased++;
     return [{ ...entry, state: rebase(entry.state, entry.savedLimit, limit, nowMs) }];
   });
@@ -59,6 +75,7 @@ export function restoreSnapshot(
     buckets: entries.length,
     rebased,
     dropped,
+    compacted,
     overrides,
   };
 }

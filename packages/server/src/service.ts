@@ -218,7 +218,9 @@ export class EdgeService {
         },
       ]);
     }
-    const report = restoreSnapshot(limiter, store.load(), Date.now());
+    const report = restoreSnapshot(limiter, store.load(), Date.now(), {
+      compactSlots: options.role !== 'exporter' && config.replication.transport === 'none',
+    });
     logger.info({ ...report, node_id: nodeId, data_dir: config.data_dir }, 'state restored');
     let ledger: LedgerStore;
     try {

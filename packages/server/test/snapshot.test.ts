@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { definePolicy } from '@openclaw-edge/core';
+import { decodeBucket, definePolicy, type Limit } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
 import { EdgeService, restoreSnapshot, SqliteSnapshotStore } from '@openclaw-edge/server';
 import Database from 'better-sqlite3';
@@ -47,6 +47,72 @@ describe('snapshots', () => {
     await store.close();
     expect(fresh.peek('a0', now).limits[0]?.remaining).toBeCloseTo(7, 6);
     expect(fresh.peek('a2499', now).limits[0]?.remaining).toBeCloseTo(7, 6);
+  });
+});
+
+describe('restarts of a lone replica', () => {
+  const limits = '[{ name: r, capacity: 10, refill: 1, per: hour }]';
+  const savedState = (dataDir: string, agentId: string) => {
+    const db = new Database(join(dataDir, 'snapshot.sqlite'), { readonly: true });
+    const row = db.prepare('SELECT state FROM buckets WHERE agent_id = ?').get(agentId) as {
+      state: Buffer;
+    };
+    db.close();
+    return decodeBucket(new Uint8Array(row.state.buffer, row.state.byteOffset, row.state.length));
+  };
+
+  it('keep one slot per bucket, and what the agent has left, however often they restart', async () => {
+    const s = scratchDir();
+    cleanups.push(s.cleanup);
+    const dataDir = join(s.dir, 'data');
+    const config = writeConfig(
+      s.dir,
+      `data_dir: ${dataDir}\nlogging: { level: silent }\nlimits: ${limits}\n`,
+    );
+    const slots: number[] = [];
+    const remaining: number[] = [];
+    for (let run = 0; run < 4; run++) {
+      const service = await EdgeService.start({
+        configPath: config,
+        env: { PORT: '0' },
+        watchConfig: false,
+      });
+      const decision = service.limiter.check('agent', 2, Date.now());
+      remaining.push(Math.round(decision.remaining));
+      await service.stop();
+      slots.push(savedState(dataDir, 'agent').slots.size);
+    }
+    // Each run charged 2 of 10 (an hour's refill is 1 token: less than one in this test).
+    expect(remaining).toEqual([8, 6, 4, 2]);
+    expect(slots).toEqual([1, 1, 1, 1]);
+    expect(savedState(dataDir, 'agent').revision).toBe(3);
+  });
+
+  it('compact only when asked: a replica with peers keeps every slot', () => {
+    const policy = definePolicy([{ name: 'r', capacity: 10, refill: 1, per: 'hour' }]);
+    const now = Date.now();
+    const runs = [1, 2, 3].map(
+      (incarnation) => new Limiter({ nodeId: 'n', incarnation, defaultPolicy: policy }),
+    );
+    let entries: ReturnType<Limiter['exportAgent']> = [];
+    for (const limiter of runs) {
+      limiter.merge(entries, now);
+      limiter.check('agent', 1, now);
+      entries = limiter.exportAgent('agent', now);
+    }
+    expect(entries[0]?.state.slots.size).toBe(3);
+    const snapshot = {
+      entries: entries.map((e) => ({ ...e, savedLimit: policy.limits[0] as Limit })),
+      overrides: [],
+    };
+    for (const compactSlots of [false, true]) {
+      const fresh = new Limiter({ nodeId: 'n', incarnation: 4, defaultPolicy: policy });
+      const report = restoreSnapshot(fresh, snapshot, now, { compactSlots });
+      expect(report.compacted).toBe(compactSlots ? 1 : 0);
+      const [state] = fresh.exportAgent('agent', now);
+      expect(state?.state.slots.size).toBe(compactSlots ? 0 : 3);
+      expect(fresh.peek('agent', now).limits[0]?.remaining).toBeCloseTo(7, 9);
+    }
   });
 });
 
