@@ -1,5 +1,5 @@
-import { mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { decodeBucket, definePolicy, type Limit } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
 import { EdgeService, restoreSnapshot, SqliteSnapshotStore } from '@openclaw-edge/server';
@@ -172,35 +172,6 @@ describe('the snapshot writer thread', () => {
     expect(errors).toHaveLength(1);
     expect(store.load().entries.map((e) => e.agentId)).toEqual(['x2']);
   });
-
-  // Linux only: a thread's nice value is field 19 of /proc/self/task/<tid>/stat.
-  it.skipIf(process.platform !== 'linux')(
-    'runs at background CPU priority (nice 19) while the event loop keeps its own',
-    async () => {
-      const niceByThread = () =>
-        new Map(
-          readdirSync('/proc/self/task').map((tid) => {
-            const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-            return [tid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])];
-          }),
-        );
-      const before = niceByThread();
-      const s = scratchDir();
-      cleanups.push(s.cleanup);
-      const store = new SqliteSnapshotStore(s.dir);
-      cleanups.push(() => store.close());
-      const now = Date.now();
-      store.save(entries(newLimiter(), ['n1'], now), [], now);
-      await store.flush();
-      const after = niceByThread();
-      const started = [...after].filter(([tid]) => !before.has(tid));
-      expect(started.filter(([, nice]) => nice === 19)).toHaveLength(1);
-      // The calling thread (the event loop, in the service) is left as it was.
-      const own = basename(readlinkSync('/proc/thread-self'));
-      expect(after.get(own)).toBe(before.get(own));
-      expect(after.get(own)).not.toBe(19);
-    },
-  );
 });
 
 describe('override records in the snapshot', () => {

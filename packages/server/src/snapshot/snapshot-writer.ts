@@ -5,17 +5,10 @@
  * beside it, on their own connection to the same file; the event loop only encodes the states.
  *
  * One message per write, answered in order once its transaction committed (or failed).
- *
- * The thread runs at the lowest CPU priority (nice 19, where the OS allows it): a snapshot is
- * background work, and on a busy machine its SQLite writes took cores from the event loop. At
- * 2,500 req/s on two vCPUs, the p99 was 2.6-5.7 ms with it against 6.7-16.8 ms without
- * (BENCHMARKS.md, "Snapshot writes at background priority"). Under full load a snapshot then
- * takes longer instead; no request waits for it.
  */
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import type { PackedStates } from '@openclaw-edge/core';
 import Database from 'better-sqlite3';
-import { lowerThreadPriority } from '../threads.js';
 
 export interface SnapshotWriterOptions {
   readonly file: string;
@@ -53,7 +46,6 @@ if (parentPort === null) throw new Error('snapshot-writer runs as a worker threa
 const port: MessagePort = parentPort;
 const options = workerData as SnapshotWriterOptions;
 
-lowerThreadPriority();
 const db = new Database(options.file);
 db.pragma('synchronous = NORMAL');
 db.pragma('busy_timeout = 5000');
