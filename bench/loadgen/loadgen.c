@@ -309,8 +309,12 @@ int main(int argc, char **argv) {
   /* The schedule: due offsets in ns from the start, warm-up first. */
   uint64_t warm_n = (uint64_t)llround(rate * warmup), total = warm_n + (uint64_t)llround(rate * duration);
   if (total == (uint64_t)warm_n) usage_error("%s", "--rate × --duration is less than one request");
+  if (total > 100000000u) usage_error("%s", "--rate × (--warmup + --duration) is over 100 million requests");
   uint64_t *due = malloc(total * sizeof *due);
-  if (due == NULL) return 1;
+  if (due == NULL) {
+    fprintf(stderr, "loadgen: no memory for a schedule of %llu requests\n", (unsigned long long)total);
+    return 1;
+  }
   uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
   double t = 0;
   for (uint64_t k = 0; k < total; k++) {
@@ -359,8 +363,13 @@ int main(int argc, char **argv) {
     if (next == total && give_up == 0) give_up = now + (uint64_t)(timeout * 1e9);
     if (give_up != 0 && now >= give_up) break;
     if (!quiet && now >= next_progress) {
-      uint64_t due_now = 0;
-      while (due_now < total && start + due[due_now] <= now) due_now++;
+      uint64_t lo = next, hi = total; /* due_now: the first request not yet due */
+      while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (start + due[mid] <= now) lo = mid + 1;
+        else hi = mid;
+      }
+      uint64_t due_now = lo;
       fprintf(stderr, "loadgen: %.0f s, sent %llu, answered %llu, waiting for a connection %llu\n",
               (double)(now - start) / 1e9, (unsigned long long)next, (unsigned long long)done,
               (unsigned long long)(due_now - next));

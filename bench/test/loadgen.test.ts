@@ -143,6 +143,7 @@ describe.skipIf(binary === undefined)('loadgen', () => {
         ['--url', url, '--rate', '100', '--duration', '1', '--bodies', join(dir, 'none')],
         /cannot read/,
       ],
+      [['--url', url, '--rate', '1000000', '--duration', '600'], /over 100 million requests/],
     ];
     for (const [args, message] of cases) {
       const r = run(args);
