@@ -37,7 +37,8 @@
  *   (JavaScript, in this process) cannot always offer the rate, so when a C compiler is here
  *   the same rates are also offered by loadgen (bench/loadgen: C, one thread, 64 connections,
  *   the same open loop with each request sent at its time to the microsecond, after a warm-up
- *   at the rate). Its p99 from the due time is the one held to the target.
+ *   at the rate). Its p99 from the due time is the one held to the target. loadgen also offers
+ *   50% and 65% of each server's own peak (full runs), for p99 against load.
  * - Batch: `POST /v1/check/batch` with 100 checks per request against our service, c64;
  *   decisions/s = req/s × 100.
  * - Server CPU (from /proc/<pid>/stat), bench-process CPU, Redis CPU and what the rest of the
@@ -89,6 +90,8 @@ interface Params {
   readonly batchWarmupS: number;
   /** Connection counts measured per contender; the first is the headline (peak) setting. */
   readonly connections: readonly number[];
+  /** Loads below LOAD_FRACTION (fractions of each server's own peak) that loadgen also offers. */
+  readonly lowerLoads: readonly number[];
 }
 
 const FULL: Params = {
@@ -97,6 +100,7 @@ const FULL: Params = {
   measureS: 10,
   batchWarmupS: 2,
   connections: [64, 16],
+  lowerLoads: [0.5, 0.65],
 };
 
 const QUICK: Params = {
@@ -105,6 +109,7 @@ const QUICK: Params = {
   measureS: 3,
   batchWarmupS: 1,
   connections: [64],
+  lowerLoads: [],
 };
 
 const AGENTS = 10_000;
@@ -935,6 +940,34 @@ function describeOpenLoop(r: OpenLoopResult): string {
   );
 }
 
+interface LoadPoint {
+  readonly fraction: number;
+  readonly result: OpenLoopResult;
+}
+
+/** loadgen at each of `fractions` of `peakRps`, lowest first: p99 against load, not one point. */
+async function lowerLoadPoints(
+  label: string,
+  server: ServerHandle,
+  binary: string,
+  bodies: readonly Buffer[],
+  peakRps: number,
+  fractions: readonly number[],
+  p: Params,
+  dir: string,
+): Promise<LoadPoint[]> {
+  const points: LoadPoint[] = [];
+  for (const fraction of fractions) {
+    const rate = Math.round(fraction * peakRps);
+    const result = await measured(`loadgen ${100 * fraction}% (${label})`, () =>
+      openLoop(server, binary, bodies, rate, p.warmupS, p.measureS, dir),
+    );
+    progress(`  loadgen ${100 * fraction}%, ${fmtInt(rate)}/s: ${describeOpenLoop(result)}`);
+    points.push({ fraction, result });
+  }
+  return points;
+}
+
 // ---------------------------------------------------------------------------------------------
 // CPU profile summary (--profile)
 
@@ -1254,6 +1287,8 @@ async function runAll(
     );
   let openOurs: OpenLoopResult | undefined;
   let openBare: OpenLoopResult | undefined;
+  let curveOurs: LoadPoint[] = [];
+  let curveBare: LoadPoint[] = [];
   try {
     progress(
       `80% load: ours at ${server.address}; warm-up ${p.warmupS} s, then ${fmtInt(rate)} req/s (${100 * LOAD_FRACTION}% of ${fmtInt(oursRps)})`,
@@ -1277,6 +1312,16 @@ async function runAll(
         openLoop(server, loadgen, workload.checks, rate, p.warmupS, p.measureS, tmp),
       );
       progress(`  loadgen ${fmtInt(rate)}/s: ${describeOpenLoop(openOurs)}`);
+      curveOurs = await lowerLoadPoints(
+        'ours',
+        server,
+        loadgen,
+        workload.checks,
+        oursRps,
+        p.lowerLoads,
+        p,
+        tmp,
+      );
     }
   } finally {
     exitCodes['ours#80pct'] = await server.stop();
@@ -1302,6 +1347,16 @@ async function runAll(
         openLoop(bare, loadgen, workload.checks, bareRate, p.warmupS, p.measureS, tmp),
       );
       progress(`  loadgen ${fmtInt(bareRate)}/s: ${describeOpenLoop(openBare)}`);
+      curveBare = await lowerLoadPoints(
+        'bare',
+        bare,
+        loadgen,
+        workload.checks,
+        med('bare', h, (r) => r.rps),
+        p.lowerLoads,
+        p,
+        tmp,
+      );
     }
   } finally {
     exitCodes['bare#80pct'] = await bare.stop();
@@ -1391,7 +1446,49 @@ async function runAll(
     console.log(
       `80% load, loadgen (open loop, from due time): ours ${fmtInt(openOurs.achieved_rps)} req/s p50 ${openOurs.latency_ms.p50.toFixed(2)} ms p99 ${openOurs.latency_ms.p99.toFixed(2)} ms (${verdict(openOurs.latency_ms.p99 < TARGETS.p99MsAt80)}); bare Fastify at 80% of its peak ${fmtInt(openBare.achieved_rps)} req/s p50 ${openBare.latency_ms.p50.toFixed(2)} ms p99 ${openBare.latency_ms.p99.toFixed(2)} ms`,
     );
+  } // p99 against load: the lower loads, then 80%, each server at fractions of its own peak.
+  const curve: (readonly [LoadPoint, LoadPoint])[] = [];
+  if (openOurs !== undefined && openBare !== undefined) {
+    curveOurs.forEach((point, i) => {
+      const barePoint = curveBare[i];
+      if (barePoint !== undefined) curve.push([point, barePoint]);
+    });
+    curve.push([
+      { fraction: LOAD_FRACTION, result: openOurs },
+      { fraction: LOAD_FRACTION, result: openBare },
+    ]);
+    if (curve.length > 1) {
+      const ms = (n: number) => n.toFixed(2);
+      console.log('');
+      console.log(
+        table([
+          [
+            'load',
+            'ours req/s',
+            'p50 ms',
+            'p99 ms',
+            'p99.9 ms',
+            'bare req/s',
+            'p50 ms',
+            'p99 ms',
+            'p99.9 ms',
+          ],
+          ...curve.map(([o, b]) => [
+            `${100 * o.fraction}%`,
+            fmtInt(o.result.achieved_rps),
+            ms(o.result.latency_ms.p50),
+            ms(o.result.latency_ms.p99),
+            ms(o.result.latency_ms.p999),
+            fmtInt(b.result.achieved_rps),
+            ms(b.result.latency_ms.p50),
+            ms(b.result.latency_ms.p99),
+            ms(b.result.latency_ms.p999),
+          ]),
+        ]),
+      );
+    }
   }
+
   console.log(
     `reference, bare Fastify paced at 80% of its peak (${fmtInt(bareRate)} req/s): p50 ${barePaced.p50Ms.toFixed(2)} ms p99 ${barePaced.p99Ms.toFixed(2)} ms`,
   );
@@ -1520,6 +1617,20 @@ async function runAll(
     ours_at_80pct_loadgen: openOurs === undefined ? null : openLoopJson(openOurs),
     bare_p99_ms_at_80pct_loadgen: openBare === undefined ? null : openBare.latency_ms.p99,
     bare_at_80pct_loadgen: openBare === undefined ? null : openLoopJson(openBare),
+    // loadgen at fractions of each server's own peak, 80% last (the same runs as above).
+    latency_by_load_loadgen: curve.map(([o, b]) => ({
+      load_pct: 100 * o.fraction,
+      ours_rate: o.result.rate,
+      ours_p50_ms: o.result.latency_ms.p50,
+      ours_p99_ms: o.result.latency_ms.p99,
+      ours_p999_ms: o.result.latency_ms.p999,
+      ours_server_cpu_pct: round(o.result.serverCpuPct, 1),
+      bare_rate: b.result.rate,
+      bare_p50_ms: b.result.latency_ms.p50,
+      bare_p99_ms: b.result.latency_ms.p99,
+      bare_p999_ms: b.result.latency_ms.p999,
+      bare_server_cpu_pct: round(b.result.serverCpuPct, 1),
+    })),
     ours_batch_rps: round(batchRps, 0),
     ours_batch_decisions_per_s: round(batchRps * BATCH_SIZE, 0),
     ours_batch_p50_ms: round(
