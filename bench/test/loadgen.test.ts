@@ -111,6 +111,24 @@ describe.skipIf(binary === undefined)('loadgen', () => {
     expect(result.service_ms.p90).toBeLessThan(50);
   });
 
+  it('opens a new connection when the server closes one, and loses no request to it', async () => {
+    let count = 0;
+    const { server, url } = await listen((_req, _body, res) => {
+      count++;
+      // Every 25th answer closes its connection (as a keep-alive limit would).
+      if (count % 25 === 0) res.setHeader('connection', 'close');
+      res.end('{}');
+    });
+    closeAll.push(() => server.close());
+    const { result } = await runLoadgen(
+      bin,
+      { url, rate: 500, durationS: 1, connections: 4, bodies: ['{}'] },
+      dir,
+    );
+    expect([result.completed, result.errors, result.unfinished]).toEqual([500, 0, 0]);
+    expect(result.reconnects).toBe(20);
+  });
+
   it('spreads poisson arrivals over the window and still sends exactly the schedule', async () => {
     const { server, url } = await listen((_req, _body, res) => res.end('{}'));
     closeAll.push(() => server.close());
