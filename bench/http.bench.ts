@@ -945,8 +945,8 @@ interface LoadPoint {
   readonly result: OpenLoopResult;
 }
 
-/** loadgen at each of `fractions` of `peakRps`, lowest first: p99 against load, not one point. */
-async function lowerLoadPoints(
+/** loadgen at each of `fractions` of `peakRps`, in that order: p99 against load, not one point. */
+async function loadgenPoints(
   label: string,
   server: ServerHandle,
   binary: string,
@@ -1308,20 +1308,17 @@ async function runAll(
     );
     progress(`  paced open loop ${fmtInt(rate)}/s: ${describePaced(paced)}`);
     if (loadgen !== undefined) {
-      openOurs = await measured('loadgen', () =>
-        openLoop(server, loadgen, workload.checks, rate, p.warmupS, p.measureS, tmp),
-      );
-      progress(`  loadgen ${fmtInt(rate)}/s: ${describeOpenLoop(openOurs)}`);
-      curveOurs = await lowerLoadPoints(
+      curveOurs = await loadgenPoints(
         'ours',
         server,
         loadgen,
         workload.checks,
         oursRps,
-        p.lowerLoads,
+        [LOAD_FRACTION, ...p.lowerLoads],
         p,
         tmp,
       );
+      openOurs = curveOurs[0]?.result;
     }
   } finally {
     exitCodes['ours#80pct'] = await server.stop();
@@ -1343,20 +1340,17 @@ async function runAll(
     );
     progress(`  paced open loop ${fmtInt(bareRate)}/s: ${describePaced(barePaced)}`);
     if (loadgen !== undefined) {
-      openBare = await measured('loadgen (bare)', () =>
-        openLoop(bare, loadgen, workload.checks, bareRate, p.warmupS, p.measureS, tmp),
-      );
-      progress(`  loadgen ${fmtInt(bareRate)}/s: ${describeOpenLoop(openBare)}`);
-      curveBare = await lowerLoadPoints(
+      curveBare = await loadgenPoints(
         'bare',
         bare,
         loadgen,
         workload.checks,
         med('bare', h, (r) => r.rps),
-        p.lowerLoads,
+        [LOAD_FRACTION, ...p.lowerLoads],
         p,
         tmp,
       );
+      openBare = curveBare[0]?.result;
     }
   } finally {
     exitCodes['bare#80pct'] = await bare.stop();
@@ -1446,47 +1440,41 @@ async function runAll(
     console.log(
       `80% load, loadgen (open loop, from due time): ours ${fmtInt(openOurs.achieved_rps)} req/s p50 ${openOurs.latency_ms.p50.toFixed(2)} ms p99 ${openOurs.latency_ms.p99.toFixed(2)} ms (${verdict(openOurs.latency_ms.p99 < TARGETS.p99MsAt80)}); bare Fastify at 80% of its peak ${fmtInt(openBare.achieved_rps)} req/s p50 ${openBare.latency_ms.p50.toFixed(2)} ms p99 ${openBare.latency_ms.p99.toFixed(2)} ms`,
     );
-  } // p99 against load: the lower loads, then 80%, each server at fractions of its own peak.
-  const curve: (readonly [LoadPoint, LoadPoint])[] = [];
-  if (openOurs !== undefined && openBare !== undefined) {
-    curveOurs.forEach((point, i) => {
-      const barePoint = curveBare[i];
-      if (barePoint !== undefined) curve.push([point, barePoint]);
-    });
-    curve.push([
-      { fraction: LOAD_FRACTION, result: openOurs },
-      { fraction: LOAD_FRACTION, result: openBare },
-    ]);
-    if (curve.length > 1) {
-      const ms = (n: number) => n.toFixed(2);
-      console.log('');
-      console.log(
-        table([
-          [
-            'load',
-            'ours req/s',
-            'p50 ms',
-            'p99 ms',
-            'p99.9 ms',
-            'bare req/s',
-            'p50 ms',
-            'p99 ms',
-            'p99.9 ms',
-          ],
-          ...curve.map(([o, b]) => [
-            `${100 * o.fraction}%`,
-            fmtInt(o.result.achieved_rps),
-            ms(o.result.latency_ms.p50),
-            ms(o.result.latency_ms.p99),
-            ms(o.result.latency_ms.p999),
-            fmtInt(b.result.achieved_rps),
-            ms(b.result.latency_ms.p50),
-            ms(b.result.latency_ms.p99),
-            ms(b.result.latency_ms.p999),
-          ]),
+  }
+  // p99 against load: each server at fractions of its own peak, lowest first.
+  const curve = curveOurs
+    .map((point, i) => [point, curveBare[i]] as const)
+    .filter((pair): pair is readonly [LoadPoint, LoadPoint] => pair[1] !== undefined)
+    .sort(([a], [b]) => a.fraction - b.fraction);
+  if (curve.length > 1) {
+    const ms = (n: number) => n.toFixed(2);
+    console.log('');
+    console.log(
+      table([
+        [
+          'load',
+          'ours req/s',
+          'p50 ms',
+          'p99 ms',
+          'p99.9 ms',
+          'bare req/s',
+          'p50 ms',
+          'p99 ms',
+          'p99.9 ms',
+        ],
+        ...curve.map(([o, b]) => [
+          `${100 * o.fraction}%`,
+          fmtInt(o.result.achieved_rps),
+          ms(o.result.latency_ms.p50),
+          ms(o.result.latency_ms.p99),
+          ms(o.result.latency_ms.p999),
+          fmtInt(b.result.achieved_rps),
+          ms(b.result.latency_ms.p50),
+          ms(b.result.latency_ms.p99),
+          ms(b.result.latency_ms.p999),
         ]),
-      );
-    }
+      ]),
+    );
   }
 
   console.log(
