@@ -10,6 +10,7 @@ import { registerOpenApi } from './openapi.js';
 import { registerPolicyRoutes } from './policy-routes.js';
 import { HttpProblem, sendProblem, toProblem } from './problem.js';
 import { registerRatingRoutes } from './rating-routes.js';
+import type { RawCheckStats } from './raw-check.js';
 import type { EdgeRuntime } from './runtime.js';
 import { AJV_OPTIONS } from './schemas.js';
 
@@ -46,6 +47,8 @@ export interface AppOptions {
    * to listen on a host name: Fastify binds every address of a name only for servers it creates.
    */
   readonly fastCheck?: boolean;
+  /** Counts of checks answered on the connection and connections handed to node:http (tests). */
+  readonly fastCheckStats?: RawCheckStats;
 }
 
 /**
@@ -69,6 +72,7 @@ export function buildApp(runtime: EdgeRuntime, options: AppOptions): FastifyInst
             logInternalError,
             requestId,
             isClosing: () => closing,
+            ...(options.fastCheckStats === undefined ? {} : { stats: options.fastCheckStats }),
           }),
         }
       : {};

@@ -1,4 +1,12 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  maxHeaderSize,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyServerFactory, FastifyServerFactoryHandler } from 'fastify';
 import { parse as parseJson } from 'secure-json-parse';
 import type { Principal } from '../auth/api-keys.js';
@@ -7,22 +15,29 @@ import { principalFor } from './auth-hook.js';
 import { type CheckBody, checkSerializers, decideCheck, validateCheck } from './check.js';
 import { rateLimitHeaders } from './headers.js';
 import { HttpProblem, type Problem, toProblem } from './problem.js';
+import { RawCheckConnections, type RawCheckStats, type RawResponse } from './raw-check.js';
 import type { EdgeRuntime } from './runtime.js';
 
 /**
- * The hot path of `POST /v1/check`, answered straight on node:http in front of Fastify.
+ * The hot path of `POST /v1/check`, answered in front of Fastify, in two layers:
+ *
+ * 1. On the TCP connection (`raw-check.ts`): a request that arrived whole, in the strict HTTP/1.1
+ *    subset that layer reads, is answered from the bytes, with no node:http objects at all.
+ * 2. On node:http: a check that arrived otherwise (split across reads, on a connection already
+ *    handed to node:http) is answered here from node:http's request, without Fastify.
  *
  * Why: per request, Fastify's hooks, reply object, promise wrap and header bookkeeping cost about
- * as much server time as everything else we do (BENCHMARKS.md, "The check fast path";
- * docs/architecture.md, "A request"). This path does the same work with none of that plumbing: same authentication,
+ * as much server time as everything else we do, and node:http's own objects cost more again
+ * (BENCHMARKS.md, "The check fast path" and "The check on the connection"; docs/architecture.md,
+ * "A request"). Both layers do the same work with none of that plumbing: same authentication,
  * same JSON parser (secure-json-parse, prototype poisoning refused), the same compiled validator
  * and serialisers as the Fastify route (`check.ts`), the same problem documents and headers, the
  * same latency histogram.
  *
- * It only takes requests it can answer exactly as Fastify would, and decides that before it reads
- * a byte of the body: `POST /v1/check` with no query string, a JSON content type, a
- * Content-Length within the body limit, valid credentials, and the server not closing. Anything
- * else (a 401, a 413, a 415, chunked bodies, shutdown's 503) goes to Fastify untouched.
+ * They only take requests they can answer exactly as Fastify would, and decide that before
+ * reading the body: `POST /v1/check` with no query string, a JSON content type, a Content-Length
+ * within the body limit, valid credentials, and the server not closing. Anything else (a 401, a
+ * 413, a 415, chunked bodies, shutdown's 503) goes to Fastify untouched.
  */
 export interface FastCheckOptions {
   readonly runtime: EdgeRuntime;
@@ -33,6 +48,8 @@ export interface FastCheckOptions {
   requestId(given: string | string[] | undefined): string;
   /** True once the app started closing: Fastify then answers 503 and closes connections. */
   isClosing(): boolean;
+  /** Filled with the connection layer's counts (tests). */
+  readonly stats?: RawCheckStats;
 }
 
 const PATH = '/v1/check';
@@ -40,7 +57,7 @@ const JSON_TYPES = new Set(['application/json', 'application/json; charset=utf-8
 const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const;
 const SCOPE = 'check';
 
-/** A Fastify `serverFactory`: node:http with Fastify's timeouts, the fast path in front. */
+/** A Fastify `serverFactory`: node:http with Fastify's timeouts, both layers in front. */
 export function fastCheckServer(options: FastCheckOptions): FastifyServerFactory {
   return (handler: FastifyServerFactoryHandler, fastifyOptions): Server => {
     const server = createServer((req, res) => {
@@ -59,23 +76,87 @@ export function fastCheckServer(options: FastCheckOptions): FastifyServerFactory
     server.keepAliveTimeout = keepAliveTimeout;
     server.requestTimeout = requestTimeout;
     server.setTimeout(connectionTimeout);
+    // node:http's own per-connection timers and request counts only hold for connections it
+    // reads, so with either set every connection stays with node:http.
     if (maxRequestsPerSocket > 0) server.maxRequestsPerSocket = maxRequestsPerSocket;
+    else if (connectionTimeout === 0) takeConnections(server, options);
     return server;
   };
 }
 
+/**
+ * Puts the connection layer between the listening socket and node:http: every accepted
+ * connection goes to it first, and to node:http's own 'connection' listener when handed over.
+ */
+function takeConnections(server: Server, options: FastCheckOptions): void {
+  const [httpListener, ...others] = server.listeners('connection') as ((socket: Socket) => void)[];
+  if (httpListener === undefined || others.length > 0) return;
+  server.removeListener('connection', httpListener);
+  const connections = new RawCheckConnections({
+    handler: {
+      answer: (request, remoteAddress) =>
+        answerRaw(options, request.headers, request.body, remoteAddress),
+    },
+    handOff: (socket: Socket) => httpListener.call(server, socket),
+    bodyLimitBytes: options.runtime.bodyLimitBytes,
+    maxHeadBytes: maxHeaderSize,
+    keepAliveTimeoutMs: server.keepAliveTimeout,
+    ...(options.stats === undefined ? {} : { stats: options.stats }),
+  });
+  server.on('connection', (socket: Socket) => connections.take(socket));
+  // Fastify and node:http close idle connections at shutdown; node:http only knows its own.
+  const closeIdle = server.closeIdleConnections.bind(server);
+  server.closeIdleConnections = () => {
+    connections.closeIdle();
+    closeIdle();
+  };
+}
+
+function answerRaw(
+  options: FastCheckOptions,
+  headers: IncomingHttpHeaders,
+  body: Buffer,
+  remoteAddress: string | undefined,
+): RawResponse | undefined {
+  const principal = admit(options, headers, remoteAddress);
+  if (principal === undefined) return undefined;
+  const started = performance.now();
+  const response = respond(
+    options,
+    principal,
+    options.requestId(headers['x-request-id']),
+    body.toString('utf8'),
+  );
+  options.metrics?.observeRequest(
+    'POST',
+    PATH,
+    response.status,
+    (performance.now() - started) / 1000,
+  );
+  return response;
+}
+
 /** The principal when this path answers the request; undefined hands it to Fastify. */
 function eligible(options: FastCheckOptions, req: IncomingMessage): Principal | undefined {
-  if (req.method !== 'POST' || req.url !== PATH || options.isClosing()) return undefined;
-  const { headers } = req;
-  const type = headers['content-type'];
-  if (type === undefined || !JSON_TYPES.has(type.toLowerCase())) return undefined;
-  const length = headers['content-length'];
+  if (req.method !== 'POST' || req.url !== PATH) return undefined;
+  const length = req.headers['content-length'];
   if (length === undefined || !(Number(length) <= options.runtime.bodyLimitBytes)) {
     return undefined;
   }
+  return admit(options, req.headers, req.socket.remoteAddress);
+}
+
+/** The principal of a check both layers may answer (content type, credentials, not closing). */
+function admit(
+  options: FastCheckOptions,
+  headers: IncomingHttpHeaders,
+  remoteAddress: string | undefined,
+): Principal | undefined {
+  if (options.isClosing()) return undefined;
+  const type = headers['content-type'];
+  if (type === undefined || !JSON_TYPES.has(type.toLowerCase())) return undefined;
   try {
-    return principalFor(options.runtime, SCOPE, req.socket.remoteAddress, headers);
+    return principalFor(options.runtime, SCOPE, remoteAddress, headers);
   } catch {
     return undefined; // Fastify's hook answers the 401/403 with the same problem.
   }
@@ -97,31 +178,36 @@ function readAndAnswer(
   });
   req.on('end', () => {
     const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-    const status = answer(options, principal, requestId, body.toString('utf8'), res);
-    options.metrics?.observeRequest('POST', PATH, status, (performance.now() - started) / 1000);
+    const response = respond(options, principal, requestId, body.toString('utf8'));
+    send(options, res, response);
+    options.metrics?.observeRequest(
+      'POST',
+      PATH,
+      response.status,
+      (performance.now() - started) / 1000,
+    );
   });
   // An aborted upload: the client is gone and there is no one to answer.
   req.on('error', () => {});
 }
 
-/** Parses, validates, decides and writes the response; returns its status. */
-function answer(
+/** Parses, validates and decides: the response either layer writes. */
+function respond(
   options: FastCheckOptions,
   principal: Principal,
   requestId: string,
   text: string,
-  res: ServerResponse,
-): number {
+): RawResponse {
   try {
     const body = parseBody(text);
     const outcome = decideCheck(options.runtime, principal, body);
     const payload = checkSerializers[outcome.status]!(outcome.body);
     const headers = rateLimitHeaders(outcome.agent, outcome.decision);
-    return send(options, res, outcome.status, requestId, payload, headers);
+    return withHeaders(outcome.status, requestId, payload, headers);
   } catch (error) {
     const body: Problem = toProblem(error, requestId, options.runtime.bodyLimitBytes);
     if (body.status >= 500) options.logInternalError(error, requestId);
-    return send(options, res, body.status, requestId, JSON.stringify(body));
+    return withHeaders(body.status, requestId, JSON.stringify(body));
   }
 }
 
@@ -174,23 +260,24 @@ function agentOnly(text: string): CheckBody | undefined {
   return { agent_id: text.slice(AGENT_ONLY_PREFIX.length, end) };
 }
 
-function send(
-  options: FastCheckOptions,
-  res: ServerResponse,
+function withHeaders(
   status: number,
   requestId: string,
   payload: string,
   headers: Record<string, string> = {},
-): number {
+): RawResponse {
   headers['x-request-id'] = requestId;
   // A decision is JSON; every other answer (denials included) is a problem document.
   headers['content-type'] =
     status === 200 ? 'application/json; charset=utf-8' : 'application/problem+json; charset=utf-8';
   headers['content-length'] = String(Buffer.byteLength(payload));
+  return { status, headers, payload };
+}
+
+function send(options: FastCheckOptions, res: ServerResponse, response: RawResponse): void {
   // A request that was in flight when shutdown began: as Fastify does, close the connection
   // after this answer instead of keeping it alive.
-  if (options.isClosing()) headers.connection = 'close';
-  res.writeHead(status, headers);
-  res.end(payload);
-  return status;
+  if (options.isClosing()) response.headers.connection = 'close';
+  res.writeHead(response.status, response.headers);
+  res.end(response.payload);
 }
