@@ -12,6 +12,7 @@ export { type CompiledPolicies, compilePolicies } from './config/policies.js';
 export type { Config, ConfigLimit, Scope } from './config/schema.js';
 export { type AppOptions, buildApp } from './http/app.js';
 export { HTTP_ERROR_CODES } from './http/problem.js';
+export type { RawCheckStats } from './http/raw-check.js';
 export type { EdgeRuntime } from './http/runtime.js';
 export {
   type GroupCommitStats,
