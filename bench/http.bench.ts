@@ -119,6 +119,8 @@ const SEED = 0x5eed_2024;
 const PIPELINING = 1;
 const HEADLINE_CONNECTIONS = 64;
 const LOAD_FRACTION = 0.8;
+/** Warm-up of loadgen's closed loop, which follows autocannon's measurements on a warm server. */
+const CLOSED_WARMUP_S = 1;
 /** autocannon per-request timeout, seconds. */
 const REQUEST_TIMEOUT_S = 10;
 const GENEROUS = { capacity: 1e9, refill: 1e9, per: 'second' } as const;
@@ -940,6 +942,20 @@ function describeOpenLoop(r: OpenLoopResult): string {
   );
 }
 
+/** `round`, with undefined (a measurement that did not run) as null. */
+function nullable(value: number | undefined, digits: number): number | null {
+  return value === undefined ? null : round(value, digits);
+}
+
+function describeClosed(r: OpenLoopResult): string {
+  const l = r.service_ms;
+  return (
+    `${fmtInt(r.achieved_rps)} req/s, p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms, ` +
+    `non-2xx ${r.non2xx}, errors ${r.errors + r.unfinished}, ` +
+    `cpu server ${r.serverCpuPct.toFixed(0)}% loadgen ${r.loadgenCpuPct.toFixed(0)}% other ${r.otherCpuPct.toFixed(0)}%`
+  );
+}
+
 interface LoadPoint {
   readonly fraction: number;
   readonly result: OpenLoopResult;
@@ -1209,6 +1225,13 @@ async function runAll(
   const checks = { path: '/v1/check', bodies: workload.checks };
   const exitCodes: Record<string, number | null> = {};
   const quiet: Record<string, { busyPct: number; waitedS: number }> = {};
+  const loadgen = buildLoadgen(tmp);
+  if (loadgen === undefined) {
+    progress('no C compiler (apt-get install gcc) to build loadgen: its measurements are skipped');
+  }
+  // Each contender's peak from loadgen's closed loop as well: autocannon runs in this Node
+  // process and can be the limit before a fast server is (BENCHMARKS.md says when it was).
+  const closedRuns: Partial<Record<Name, OpenLoopResult[]>> = {};
 
   for (let roundNo = 1; roundNo <= p.rounds; roundNo++) {
     const reverse = roundNo % 2 === 0;
@@ -1242,6 +1265,15 @@ async function runAll(
           record(name, `c${c}`, r);
           progress(`  ${SHORT[name]} c${c}: ${describe(r)}`);
         }
+        if (loadgen !== undefined && name !== 'ours_denied') {
+          const r = await measured(`${SHORT[name]} loadgen closed loop`, () =>
+            openLoop(server, loadgen, workload.checks, 0, CLOSED_WARMUP_S, p.measureS, tmp),
+          );
+          closedRuns[name] = [...(closedRuns[name] ?? []), r];
+          progress(
+            `  ${SHORT[name]} loadgen closed loop c${HEADLINE_CONNECTIONS}: ${describeClosed(r)}`,
+          );
+        }
         if (name === 'ours') {
           const batch = { path: '/v1/check/batch', bodies: workload.batches };
           await load(server, {
@@ -1273,25 +1305,33 @@ async function runAll(
     median(clean(runs[name][key] ?? []).map(f));
   const h = `c${HEADLINE_CONNECTIONS}`;
   const oursRps = med('ours', h, (r) => r.rps);
+  const closedRps = (name: Name): number | undefined => {
+    const list = closedRuns[name] ?? [];
+    const quietOnes = list.filter((r) => !(r.otherCpuPct > BUSY_PCT));
+    return list.length === 0
+      ? undefined
+      : median((quietOnes.length > 0 ? quietOnes : list).map((r) => r.achieved_rps));
+  };
+  // A server's peak: the higher of the two generators' (the lower one is the generator's limit).
+  const peak = (name: Name) =>
+    Math.max(
+      med(name, h, (r) => r.rps),
+      closedRps(name) ?? 0,
+    );
 
   // Latency at 80% of our peak: autocannon's overallRate, then the paced open-loop generator.
-  const rate = Math.round(LOAD_FRACTION * oursRps);
+  const rate = Math.round(LOAD_FRACTION * peak('ours'));
   quiet['ours#80pct'] = await waitForQuiet();
   const server = await all.ours.start();
   let at80: LoadResult;
   let paced: PacedResult;
-  const loadgen = buildLoadgen(tmp);
-  if (loadgen === undefined)
-    progress(
-      '80% load: no C compiler (apt-get install gcc) to build loadgen; its measurement is skipped',
-    );
   let openOurs: OpenLoopResult | undefined;
   let openBare: OpenLoopResult | undefined;
   let curveOurs: LoadPoint[] = [];
   let curveBare: LoadPoint[] = [];
   try {
     progress(
-      `80% load: ours at ${server.address}; warm-up ${p.warmupS} s, then ${fmtInt(rate)} req/s (${100 * LOAD_FRACTION}% of ${fmtInt(oursRps)})`,
+      `80% load: ours at ${server.address}; warm-up ${p.warmupS} s, then ${fmtInt(rate)} req/s (${100 * LOAD_FRACTION}% of ${fmtInt(peak('ours'))})`,
     );
     await load(server, { ...checks, connections: HEADLINE_CONNECTIONS, durationS: p.warmupS });
     at80 = await measured('autocannon overallRate', () =>
@@ -1313,7 +1353,7 @@ async function runAll(
         server,
         loadgen,
         workload.checks,
-        oursRps,
+        peak('ours'),
         [LOAD_FRACTION, ...p.lowerLoads],
         p,
         tmp,
@@ -1326,7 +1366,7 @@ async function runAll(
 
   // Reference: the same generator against bare Fastify at 80% of bare's own peak, i.e. what
   // this machine and the framework deliver at that relative load.
-  const bareRate = Math.round(LOAD_FRACTION * med('bare', h, (r) => r.rps));
+  const bareRate = Math.round(LOAD_FRACTION * peak('bare'));
   quiet['bare#80pct'] = await waitForQuiet();
   const bare = await all.bare.start();
   let barePaced: PacedResult;
@@ -1345,7 +1385,7 @@ async function runAll(
         bare,
         loadgen,
         workload.checks,
-        med('bare', h, (r) => r.rps),
+        peak('bare'),
         [LOAD_FRACTION, ...p.lowerLoads],
         p,
         tmp,
@@ -1409,8 +1449,16 @@ async function runAll(
       `${med(name, h, (r) => r.otherCpuPct).toFixed(0)}%`,
     ]);
   }
+  const closedRatio = (name: Name): number | undefined => {
+    const a = closedRps('ours');
+    const b = closedRps(name);
+    return a === undefined || b === undefined ? undefined : a / b;
+  };
   const met = {
     oursOverBare: ratio('bare') >= TARGETS.oursOverBare,
+    oursOverBareLoadgen: (closedRatio('bare') ?? 0) >= TARGETS.oursOverBare,
+    aheadOfFastifyRateLimitLoadgen: (closedRatio('fastify_rate_limit') ?? 0) > 1,
+    aheadOfRlfRedisLoadgen: (closedRatio('rlf_redis') ?? 0) > 1,
     aheadOfFastifyRateLimit: ratio('fastify_rate_limit') > 1,
     aheadOfRlfRedis: ratio('rlf_redis') > 1,
     p99At80Autocannon: at80.p99Ms < TARGETS.p99MsAt80,
@@ -1430,6 +1478,33 @@ async function runAll(
   console.log(
     `ours / rlf Redis           = ${ratio('rlf_redis').toFixed(2)}×  (target > 1: ${verdict(met.aheadOfRlfRedis)})`,
   );
+  if (closedRps('ours') !== undefined) {
+    const closedRows: string[][] = [
+      ['contender', 'req/s', 'p50 ms', 'p99 ms', 'ours ÷ this', 'server cpu', 'loadgen cpu'],
+    ];
+    for (const name of ['ours', ...peers] as Name[]) {
+      const list = closedRuns[name] ?? [];
+      const m = (f: (r: OpenLoopResult) => number) => median(list.map(f));
+      closedRows.push([
+        SHORT[name],
+        fmtInt(closedRps(name) ?? 0),
+        m((r) => r.service_ms.p50).toFixed(2),
+        m((r) => r.service_ms.p99).toFixed(2),
+        `${(closedRatio(name) ?? 0).toFixed(2)}×`,
+        `${m((r) => r.serverCpuPct).toFixed(0)}%`,
+        `${m((r) => r.loadgenCpuPct).toFixed(0)}%`,
+      ]);
+    }
+    console.log('');
+    console.log(`peak with loadgen's closed loop (c${HEADLINE_CONNECTIONS}, medians of rounds):`);
+    console.log(table(closedRows));
+    console.log('');
+    console.log(
+      `loadgen closed loop: ours / bare Fastify = ${(100 * (closedRatio('bare') ?? 0)).toFixed(1)}% (${verdict(met.oursOverBareLoadgen)}), ` +
+        `/ @fastify/rate-limit = ${(closedRatio('fastify_rate_limit') ?? 0).toFixed(2)}× (${verdict(met.aheadOfFastifyRateLimitLoadgen)}), ` +
+        `/ rlf Redis = ${(closedRatio('rlf_redis') ?? 0).toFixed(2)}× (${verdict(met.aheadOfRlfRedisLoadgen)})`,
+    );
+  }
   console.log(
     `denied run: ${fmtInt(median(denied.map((r) => r.rps)))} req/s, ${(100 * median(denied.map(deniedShare))).toFixed(1)}% answered 429`,
   );
@@ -1587,6 +1662,17 @@ async function runAll(
     ours_over_fastify_rate_limit: round(ratio('fastify_rate_limit'), 3),
     ours_over_rlf_redis: round(ratio('rlf_redis'), 3),
     ours_over_bare_same_round_median: round(paired('bare'), 3),
+    // The same peaks from loadgen's closed loop (c64), which autocannon's limit does not cap.
+    ours_rps_loadgen: nullable(closedRps('ours'), 0),
+    bare_rps_loadgen: nullable(closedRps('bare'), 0),
+    fastify_rate_limit_rps_loadgen: nullable(closedRps('fastify_rate_limit'), 0),
+    rlf_redis_rps_loadgen: nullable(closedRps('rlf_redis'), 0),
+    ours_over_bare_loadgen: nullable(closedRatio('bare'), 3),
+    ours_over_fastify_rate_limit_loadgen: nullable(closedRatio('fastify_rate_limit'), 3),
+    ours_over_rlf_redis_loadgen: nullable(closedRatio('rlf_redis'), 3),
+    peak_loadgen_closed_loop: Object.fromEntries(
+      Object.entries(closedRuns).map(([name, list]) => [name, list.map(openLoopJson)]),
+    ),
     ours_over_fastify_rate_limit_same_round_median: round(paired('fastify_rate_limit'), 3),
     ours_over_rlf_redis_same_round_median: round(paired('rlf_redis'), 3),
     ours_rate_at_80pct: rate,
@@ -1644,6 +1730,9 @@ async function runAll(
         p99_at_80pct_autocannon: met.p99At80Autocannon,
         p99_at_80pct_paced: met.p99At80Paced,
         p99_at_80pct_loadgen: met.p99At80Loadgen,
+        ours_over_bare_loadgen: met.oursOverBareLoadgen,
+        ahead_of_fastify_rate_limit_loadgen: met.aheadOfFastifyRateLimitLoadgen,
+        ahead_of_rlf_redis_loadgen: met.aheadOfRlfRedisLoadgen,
       },
     },
     contenders: Object.fromEntries(

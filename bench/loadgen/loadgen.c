@@ -8,6 +8,10 @@
  * is armed on a timerfd, so requests leave at their time to the microsecond, not in bursts at
  * millisecond ticks. One thread, epoll, no pipelining.
  *
+ * With --rate 0 it is a closed loop instead, for a server's peak: each connection sends its next
+ * request as soon as the answer to the last one arrived (as wrk and autocannon do), for --warmup
+ * then --duration seconds; latency counts from the write.
+ *
  *   cc -O2 -o loadgen loadgen.c -lm
  *   loadgen --url http://127.0.0.1:8080/v1/check --rate 10000 --duration 10 \
  *           [--warmup 3] [--connections 64] [--bodies FILE] [--arrivals uniform|poisson]
@@ -117,6 +121,8 @@ typedef struct {
   int fd;
   int busy;
   uint64_t seq;       /* request in flight */
+  uint64_t due_ns;    /* when it was due (the write, in a closed loop) */
+  int measured;       /* sent inside the measured window */
   uint64_t sent_ns;
   size_t wofs;        /* bytes of the request written so far */
   char *rbuf;
@@ -192,11 +198,13 @@ static int flush_request(int i) {
   return 1;
 }
 
-static void send_request(int i, uint64_t seq) {
+static void send_request(int i, uint64_t seq, uint64_t due_ns, int measured) {
   connection *c = &conns[i];
   c->busy = 1;
   c->seq = seq;
   c->sent_ns = now_ns();
+  c->due_ns = due_ns == 0 ? c->sent_ns : due_ns;
+  c->measured = measured;
   c->wofs = 0;
   c->rlen = 0;
   if (!flush_request(i)) reconnect(i);
@@ -251,7 +259,8 @@ int main(int argc, char **argv) {
     if (rest != NULL && (*rest != '\0' || rest == v)) usage_error("%s is not a number", v);
   }
   if (url == NULL) usage_error("%s", "--url is required");
-  if (!(rate > 0 && rate <= 1e6)) usage_error("%s", "--rate must be in (0, 1000000]");
+  if (!(rate >= 0 && rate <= 1e6)) usage_error("%s", "--rate must be 0 (closed loop) or in (0, 1000000]");
+  int closed = rate == 0;
   if (!(duration > 0 && duration <= 600)) usage_error("%s", "--duration must be in (0, 600] s");
   if (!(warmup >= 0 && warmup <= 600)) usage_error("%s", "--warmup must be in [0, 600] s");
   if (!(timeout > 0 && timeout <= 600)) usage_error("%s", "--timeout must be in (0, 600] s");
@@ -260,6 +269,7 @@ int main(int argc, char **argv) {
   int poisson = strcmp(arrivals, "poisson") == 0;
   if (!poisson && strcmp(arrivals, "uniform") != 0)
     usage_error("--arrivals must be uniform or poisson, not %s", arrivals);
+  if (closed && poisson) usage_error("%s", "--arrivals poisson needs a --rate");
 
   /* http://A.B.C.D:PORT/PATH (loopback load only: a literal IPv4 address, no DNS). */
   char host[64];
@@ -306,18 +316,20 @@ int main(int argc, char **argv) {
     nrequests = 1;
   }
 
-  /* The schedule: due offsets in ns from the start, warm-up first. */
+  /* The schedule: due offsets in ns from the start, warm-up first (none in a closed loop, which
+   * sends until the time is up; `total` then only bounds the sequence numbers). */
   uint64_t warm_n = (uint64_t)llround(rate * warmup), total = warm_n + (uint64_t)llround(rate * duration);
-  if (total == (uint64_t)warm_n) usage_error("%s", "--rate × --duration is less than one request");
-  if (total > 100000000u) usage_error("%s", "--rate × (--warmup + --duration) is over 100 million requests");
-  uint64_t *due = malloc(total * sizeof *due);
-  if (due == NULL) {
+  if (closed) warm_n = 0, total = UINT64_MAX;
+  else if (total == (uint64_t)warm_n) usage_error("%s", "--rate × --duration is less than one request");
+  if (!closed && total > 100000000u) usage_error("%s", "--rate × (--warmup + --duration) is over 100 million requests");
+  uint64_t *due = closed ? NULL : malloc(total * sizeof *due);
+  if (due == NULL && !closed) {
     fprintf(stderr, "loadgen: no memory for a schedule of %llu requests\n", (unsigned long long)total);
     return 1;
   }
   uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
   double t = 0;
-  for (uint64_t k = 0; k < total; k++) {
+  for (uint64_t k = 0; !closed && k < total; k++) {
     if (poisson) {
       state ^= state << 13, state ^= state >> 7, state ^= state << 17; /* xorshift64 */
       double u = ((double)(state >> 11) + 0.5) / 9007199254740992.0;
@@ -348,22 +360,32 @@ int main(int argc, char **argv) {
     idle[nidle++] = i;
   }
 
-  uint64_t start = now_ns(), next = 0, done = 0, measured_done = 0;
-  uint64_t measure_start = start + (warm_n < total ? due[warm_n] : 0), last_done_ns = start;
+  uint64_t start = now_ns(), next = 0, done = 0, measured_done = 0, measured_sent = 0;
+  uint64_t measure_start = closed ? start + (uint64_t)(warmup * 1e9)
+                                  : start + (warm_n < total ? due[warm_n] : 0);
+  uint64_t end_ns = start + (uint64_t)((warmup + duration) * 1e9), last_done_ns = start;
   uint64_t next_progress = start + 1000000000u, give_up = 0;
   struct epoll_event events[256];
   for (;;) {
     uint64_t now = now_ns();
-    while (next < total && nidle > 0 && start + due[next] <= now) {
+    while (closed && nidle > 0 && now < end_ns) {
       int i = idle[--nidle];
       inflight++;
-      send_request(i, next++);
+      measured_sent += now >= measure_start;
+      send_request(i, next++, 0, now >= measure_start);
+    }
+    if (closed && now >= end_ns) total = next; /* the time is up: no more requests */
+    while (!closed && next < total && nidle > 0 && start + due[next] <= now) {
+      int i = idle[--nidle];
+      inflight++;
+      send_request(i, next, start + due[next], next >= warm_n);
+      next++;
     }
     if (next == total && inflight == 0) break;
     if (next == total && give_up == 0) give_up = now + (uint64_t)(timeout * 1e9);
     if (give_up != 0 && now >= give_up) break;
     if (!quiet && now >= next_progress) {
-      uint64_t lo = next, hi = total; /* due_now: the first request not yet due */
+      uint64_t lo = next, hi = closed ? next : total; /* due_now: the first request not yet due */
       while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
         if (start + due[mid] <= now) lo = mid + 1;
@@ -377,7 +399,7 @@ int main(int argc, char **argv) {
     }
     /* Wake for the next due request only when a connection is free to take it. */
     struct itimerspec at = {0};
-    if (next < total && nidle > 0) {
+    if (!closed && next < total && nidle > 0) {
       uint64_t when = start + due[next];
       at.it_value.tv_sec = (time_t)(when / 1000000000u);
       at.it_value.tv_nsec = (long)(when % 1000000000u);
@@ -420,10 +442,10 @@ int main(int argc, char **argv) {
       c->rlen = 0;
       inflight--;
       done++;
-      if (c->seq >= warm_n) {
-        record(&from_due, at_ns - (start + due[c->seq]));
+      if (c->measured) {
+        record(&from_due, at_ns - c->due_ns);
         record(&from_send, at_ns - c->sent_ns);
-        record(&send_lag, c->sent_ns - (start + due[c->seq]));
+        record(&send_lag, c->sent_ns - c->due_ns);
         status_counts[status > 0 && status < 600 ? status : 0]++;
         if (status < 200 || status > 299) non2xx++;
         measured_done++;
@@ -441,8 +463,8 @@ int main(int argc, char **argv) {
   printf("{\"rate\":%.3f,\"arrivals\":\"%s\",\"connections\":%d,\"warmup_s\":%.3f,\"duration_s\":%.3f,"
          "\"scheduled\":%llu,\"completed\":%llu,\"achieved_rps\":%.1f,\"non2xx\":%llu,"
          "\"errors\":%llu,\"unfinished\":%llu,\"unsent\":%llu,\"reconnects\":%llu,",
-         rate, poisson ? "poisson" : "uniform", nconns, warmup, duration,
-         (unsigned long long)(total - warm_n), (unsigned long long)measured_done,
+         rate, closed ? "closed" : poisson ? "poisson" : "uniform", nconns, warmup, duration,
+         (unsigned long long)(closed ? measured_sent : total - warm_n), (unsigned long long)measured_done,
          window_s > 0 ? (double)measured_done / window_s : 0.0, (unsigned long long)non2xx,
          (unsigned long long)errors, (unsigned long long)inflight,
          (unsigned long long)(total - next), (unsigned long long)reconnects);

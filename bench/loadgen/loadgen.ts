@@ -1,5 +1,5 @@
 /**
- * The open-loop load generator (`loadgen.c`, beside this file) from TypeScript: compiled with
+ * The load generator (`loadgen.c`, beside this file: open loop at a rate, or closed loop) from TypeScript: compiled with
  * the system C compiler on first use, run as a child process, its JSON line parsed. The http
  * bench measures latency at 80% load with it; `bench/test/loadgen.test.ts` holds it to its
  * contract against a real server.
@@ -26,7 +26,8 @@ export interface LatencySummary {
 /** loadgen's JSON line (counts are of the measured requests; the warm-up is left out). */
 export interface LoadgenResult {
   readonly rate: number;
-  readonly arrivals: 'uniform' | 'poisson';
+  /** `closed` at rate 0: each connection sends on the answer to its last request. */
+  readonly arrivals: 'uniform' | 'poisson' | 'closed';
   readonly connections: number;
   readonly warmup_s: number;
   readonly duration_s: number;
@@ -54,6 +55,7 @@ export interface LoadgenResult {
 export interface LoadgenOptions {
   /** `http://IPV4:PORT/PATH`. */
   readonly url: string;
+  /** Requests per second; 0 runs a closed loop (each connection sends on its last answer). */
   readonly rate: number;
   readonly durationS: number;
   readonly warmupS?: number;

@@ -141,12 +141,50 @@ describe.skipIf(binary === undefined)('loadgen', () => {
     expect([result.scheduled, result.completed, result.errors]).toEqual([500, 500, 0]);
   });
 
+  it('at rate 0 runs a closed loop: one request per connection in flight, each sent on the answer', async () => {
+    let inFlight = 0;
+    let most = 0;
+    let answered = 0;
+    const { server, url } = await listen((_req, _body, res) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      // A 2 ms service time: at most connections ÷ 2 ms requests per second in a closed loop.
+      setTimeout(() => {
+        inFlight--;
+        answered++;
+        res.writeHead(200, { 'content-length': 2 });
+        res.end('ok');
+      }, 2);
+    });
+    closeAll.push(() => server.close());
+    const { result } = await runLoadgen(
+      bin,
+      { url, rate: 0, durationS: 1, warmupS: 0.3, connections: 4, bodies: ['{"n":1}'] },
+      dir,
+    );
+    expect(result.arrivals).toBe('closed');
+    expect(most).toBe(4);
+    expect([result.errors, result.unfinished, result.unsent, result.non2xx]).toEqual([0, 0, 0, 0]);
+    expect(result.completed).toBe(result.scheduled);
+    // Warm-up answers are not counted; each connection waits for its answer before the next.
+    expect(result.completed).toBeLessThan(answered);
+    expect(result.achieved_rps).toBeGreaterThan(200);
+    expect(result.achieved_rps).toBeLessThanOrEqual(4 / 0.002);
+    expect(result.service_ms.p50).toBeGreaterThanOrEqual(2);
+    // Latency counts from the write: nothing is due before it is sent.
+    expect(result.send_lag_ms.max).toBe(0);
+  });
+
   it('refuses bad arguments with a message and exit code 2, an unreachable target with 1', () => {
     const run = (args: string[]) => spawnSync(bin, args, { encoding: 'utf8' });
     const url = 'http://127.0.0.1:1/';
     const cases: [string[], RegExp][] = [
       [['--rate', '100', '--duration', '1'], /--url is required/],
-      [['--url', url, '--rate', '0', '--duration', '1'], /--rate must be in/],
+      [['--url', url, '--rate', '-1', '--duration', '1'], /--rate must be 0 \(closed loop\) or in/],
+      [
+        ['--url', url, '--rate', '0', '--duration', '1', '--arrivals', 'poisson'],
+        /--arrivals poisson needs a --rate/,
+      ],
       [['--url', url, '--rate', 'fast', '--duration', '1'], /fast is not a number/],
       [
         ['--url', url, '--rate', '100', '--duration', '1', '--bogus', 'x'],
