@@ -1,8 +1,8 @@
 /**
- * The load generator (`loadgen.c`, beside this file: open loop at a rate, or closed loop) from TypeScript: compiled with
- * the system C compiler on first use, run as a child process, its JSON line parsed. The http
- * bench measures latency at 80% load with it; `bench/test/loadgen.test.ts` holds it to its
- * contract against a real server.
+ * The load generator (`loadgen.c`, beside this file: an open loop at a rate, or a closed loop)
+ * from TypeScript: compiled with the system C compiler on first use, run as a child process, its
+ * JSON line parsed. The http bench measures latency at 80% load and each contender's peak with
+ * it; `bench/test/loadgen.test.ts` holds it to its contract against real servers.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
