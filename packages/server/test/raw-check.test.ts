@@ -272,6 +272,37 @@ describe('RawCheckConnections', () => {
     }
   });
 
+  it('closes a connection whose handler throws, and goes on serving the others', async () => {
+    let calls = 0;
+    const connections = new RawCheckConnections({
+      handler: {
+        answer: () => {
+          calls++;
+          if (calls === 1) throw new Error('a fault of ours');
+          return { status: 200, headers: { 'content-length': '2' }, payload: 'ok' };
+        },
+      },
+      handOff: (socket) => socket.destroy(),
+      ...LIMITS,
+      keepAliveTimeoutMs: 5000,
+    });
+    const server = createServer((socket) => connections.take(socket));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const first = await open(port);
+      first.write(head(CHECK_LINES));
+      expect(await responses(first, 1)).toEqual([]);
+      const second = await open(port);
+      second.write(head(CHECK_LINES));
+      const [answer] = await responses(second, 1);
+      expect(answer).toMatch(/^HTTP\/1\.1 200 OK\r\n.*\r\n\r\nok$/s);
+    } finally {
+      server.close();
+    }
+  });
+
   it('hands over the unread bytes intact, after the answers it wrote', async () => {
     const seen: string[] = [];
     const http = createHttpServer((req, res) => {

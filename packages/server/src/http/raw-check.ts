@@ -99,7 +99,15 @@ export class RawCheckConnections {
     // A request is answered here only when all of it arrived in one read; otherwise it and the
     // rest of the connection go to node:http, so nothing waits here for more bytes.
     const onData = (chunk: Buffer) => {
-      const rest = this.answerAll(socket, chunk);
+      let rest: number;
+      try {
+        rest = this.answerAll(socket, chunk);
+      } catch {
+        // A fault of ours (the handler answers every error it expects): this connection ends,
+        // the process and every other connection go on.
+        socket.destroy();
+        return;
+      }
       if (rest < chunk.length) handOff(chunk.subarray(rest));
     };
     const onEnd = () => socket.end();
