@@ -171,9 +171,11 @@ export class RawCheckConnections {
   private format(response: RawResponse): string {
     let head = `HTTP/1.1 ${response.status} ${STATUS_CODES[response.status]}\r\n`;
     for (const name in response.headers) head += `${name}: ${response.headers[name]}\r\n`;
-    return `${head}Date: ${this.utcDate()}\r\nConnection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(
-      this.options.keepAliveTimeoutMs / 1000,
-    )}\r\n\r\n${response.payload}`;
+    head += `Date: ${this.utcDate()}\r\nConnection: keep-alive\r\n`;
+    // node:http announces the keep-alive timeout only when there is one.
+    const timeout = this.options.keepAliveTimeoutMs;
+    if (timeout > 0) head += `Keep-Alive: timeout=${Math.floor(timeout / 1000)}\r\n`;
+    return `${head}\r\n${response.payload}`;
   }
 
   private utcDate(): string {
