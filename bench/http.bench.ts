@@ -66,6 +66,7 @@ import { Redis } from 'ioredis';
 import { buildLoadgen, type LoadgenResult, runLoadgen } from './loadgen/loadgen.js';
 import {
   clockTicks,
+  cpuPinning,
   fmtInt,
   gitState,
   loadAverage,
@@ -73,6 +74,7 @@ import {
   mulberry32,
   nodeCommand,
   percentile,
+  pinToCpu,
   procCpuS,
   progress,
   round,
@@ -134,6 +136,8 @@ const REPO = fileURLToPath(new URL('..', import.meta.url));
 const NODE_ARGS = ['--conditions=@openclaw-edge/source', '--import', 'tsx'] as const;
 /** Ours runs as `npm start` runs it (the README says why). */
 const OURS_NODE_ARGS = ['--max-semi-space-size=64'] as const;
+/** CPUs of servers and load generators for this run (main() decides; undefined: not pinned). */
+let pinning: { readonly server: number; readonly load: number } | undefined;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers (as in core.bench.ts)
@@ -263,6 +267,7 @@ function startServer(
     env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  if (pinning !== undefined && child.pid !== undefined) pinToCpu(child.pid, pinning.server);
   let lines = 0;
   let mark = 0;
   let stderrTail = '';
@@ -906,6 +911,7 @@ async function openLoop(
       connections: HEADLINE_CONNECTIONS,
       bodies,
       timeoutS: REQUEST_TIMEOUT_S,
+      ...(pinning === undefined ? {} : { cpu: pinning.load }),
     },
     dir,
   );
@@ -1093,25 +1099,29 @@ function summariseProfile(file: string, skipMs: number): string[] {
 
 interface Options {
   readonly quick: boolean;
+  /** Pin servers and load generators to CPUs of their own (default; `--no-pin` turns it off). */
+  readonly pin: boolean;
   /** Contender to CPU-profile instead of the full run. */
   readonly profile: Name | undefined;
 }
 
 function parseArgs(args: readonly string[]): Options {
   let quick = false;
+  let pin = true;
   let profile: Name | undefined;
   for (const arg of args) {
     if (arg === '--quick') quick = true;
+    else if (arg === '--no-pin') pin = false;
     else if (arg === '--profile') profile = 'ours';
     else if (arg.startsWith('--profile=') && arg.slice(10) in LABELS) {
       profile = arg.slice(10) as Name;
     } else {
       throw new Error(
-        `http bench: unexpected argument "${arg}" (accepted: --quick, --profile[=${Object.keys(LABELS).join('|')}])`,
+        `http bench: unexpected argument "${arg}" (accepted: --quick, --no-pin, --profile[=${Object.keys(LABELS).join('|')}])`,
       );
     }
   }
-  return { quick, profile };
+  return { quick, pin, profile };
 }
 
 /** Redis's version, and its pid when it runs on this machine (its CPU is then counted apart). */
@@ -1171,6 +1181,8 @@ async function profileOne(name: Name, p: Params, workload: Workload, tmp: string
 export async function main(args: readonly string[]): Promise<void> {
   const options = parseArgs(args);
   const p = options.quick ? QUICK : FULL;
+  pinning = options.pin ? cpuPinning() : undefined;
+  if (pinning !== undefined) pinToCpu(process.pid, pinning.load);
   const git = gitState();
   const loadStart = loadAverage();
   progress(
@@ -1178,6 +1190,11 @@ export async function main(args: readonly string[]): Promise<void> {
   );
   progress(
     `commit ${git.commit}${git.packagesDirty ? ' (packages/*/src modified)' : ''}; autocannon: pipelining ${PIPELINING}, keep-alive, connections ${p.connections.join(' and ')}, ${p.measureS} s per measurement after ${p.warmupS} s warm-up`,
+  );
+  progress(
+    pinning === undefined
+      ? `pinning: none${options.pin ? ' (needs taskset and 2 CPUs)' : ' (--no-pin)'}`
+      : `pinning: each server on CPU ${pinning.server}; this process (autocannon) and loadgen on CPU ${pinning.load}; Redis where the OS puts it`,
   );
   const workload = buildWorkload();
   const tmp = mkdtempSync(join(tmpdir(), 'openclaw-http-bench-'));
@@ -1616,7 +1633,11 @@ async function runAll(
     load_average_start: loadStart,
     load_average_end: loadAverage(),
     settings: {
-      tool: 'autocannon 9 (in the bench process); servers in child processes',
+      tool: 'autocannon 9 (in the bench process); servers in child processes; loadgen (C) for the closed-loop peaks and the open-loop latency',
+      pinning:
+        pinning === undefined
+          ? 'none'
+          : `servers on CPU ${pinning.server}; bench process and loadgen on CPU ${pinning.load} (taskset)`,
       connections: p.connections,
       headline_connections: HEADLINE_CONNECTIONS,
       pipelining: PIPELINING,

@@ -2,9 +2,9 @@
  * Helpers every benchmark shares: progress lines, seeded randomness, statistics, number
  * formatting, and what was measured (commit, load).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -203,4 +203,23 @@ export function procCpuS(pid: number): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/**
+ * Where the http bench pins its processes: each server on `server`, the load generators (the
+ * bench process, loadgen) on `load`. On two vCPUs shared by server and generator, the scheduler
+ * otherwise moves them between the cores, and the same server's cost per request switches
+ * between two levels for seconds at a time (BENCHMARKS.md, "The check on the connection").
+ * Undefined where pinning cannot be done: no `taskset` (Debian package util-linux), or one CPU.
+ */
+export function cpuPinning(): { readonly server: number; readonly load: number } | undefined {
+  if (cpus().length < 2) return undefined;
+  const probe = spawnSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+  return probe.status === 0 ? { server: 0, load: 1 } : undefined;
+}
+
+/** Pins every thread of `pid` (and the threads it starts later) to `cpu`; false if refused. */
+export function pinToCpu(pid: number, cpu: number): boolean {
+  const r = spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+  return r.status === 0;
 }

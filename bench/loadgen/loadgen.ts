@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { procCpuS } from '../support.js';
+import { pinToCpu, procCpuS } from '../support.js';
 
 const SOURCE = fileURLToPath(new URL('loadgen.c', import.meta.url));
 
@@ -65,6 +65,8 @@ export interface LoadgenOptions {
   readonly arrivals?: 'uniform' | 'poisson';
   readonly seed?: number;
   readonly timeoutS?: number;
+  /** Pin loadgen to this CPU (taskset) once started. */
+  readonly cpu?: number;
 }
 
 /**
@@ -102,6 +104,7 @@ export async function runLoadgen(
   dir: string,
 ): Promise<{ result: LoadgenResult; cpuS: number }> {
   const child = spawn(binary, loadgenArgs(options, dir), { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (options.cpu !== undefined && child.pid !== undefined) pinToCpu(child.pid, options.cpu);
   let out = '';
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => {
