@@ -15,7 +15,8 @@ import { edgeRuntime } from './harness.js';
 // pipelined answers, response bytes, idle timeout, shutdown). Real sockets on loopback throughout.
 
 const KEY = 'raw-check-test-key';
-const LIMITS = { bodyLimitBytes: 1024, maxHeadBytes: 16 * 1024 };
+const LIMITS = { bodyLimitBytes: 1024, maxHeadBytes: 16 * 1024, maxHeaders: 2000 };
+const TIMEOUTS = { headersTimeoutMs: 60_000 };
 
 function head(lines: readonly string[], body = '{"agent_id":"a"}'): Buffer {
   return Buffer.from(`${lines.join('\r\n')}\r\n\r\n${body}`, 'latin1');
@@ -49,6 +50,14 @@ describe('readRequest', () => {
     // The same request again at an offset (pipelining).
     const twice = Buffer.concat([request, request]);
     expect(readRequest(twice, request.length, LIMITS)?.end).toBe(twice.length);
+    // Spaces after the length are node:http's too; exactly as many lines as it keeps.
+    const spaced = head([...CHECK_LINES.slice(0, 3), 'Content-Length: 16  ']);
+    expect(readRequest(spaced, 0, LIMITS)?.end).toBe(spaced.length);
+    const full = head([
+      ...CHECK_LINES,
+      ...Array.from({ length: LIMITS.maxHeaders - 4 }, () => 'a:'),
+    ]);
+    expect(readRequest(full, 0, LIMITS)?.end).toBe(full.length);
   });
 
   const refused: [string, Buffer][] = [
@@ -67,6 +76,12 @@ describe('readRequest', () => {
     ['Expect', head([...CHECK_LINES, 'Expect: 100-continue'])],
     ['Upgrade', head([...CHECK_LINES, 'Upgrade: websocket'])],
     ['Connection: close', head([...CHECK_LINES, 'Connection: close'])],
+    ['Proxy-Connection: close', head([...CHECK_LINES, 'Proxy-Connection: close'])],
+    ['a tab after the Content-Length', head([...CHECK_LINES.slice(0, 3), 'Content-Length: 16\t'])],
+    [
+      'more header lines than node:http keeps',
+      head([...CHECK_LINES, ...Array.from({ length: LIMITS.maxHeaders }, () => 'a:')]),
+    ],
     ['a space before the colon', head([...CHECK_LINES, 'X-Thing : 1'])],
     ['a folded header line', head([...CHECK_LINES, 'X-Thing: 1', ' continued'])],
     ['a bare LF inside a value', head([...CHECK_LINES, 'X-Thing: a\nb: c'])],
@@ -231,6 +246,16 @@ describe('checks answered on the connection', () => {
     expect(stats).toEqual({ answered: 0, handedOff: 1 });
   });
 
+  it('closes the connections it owns when the server closes all of them', async () => {
+    const { app, port } = await startApp();
+    const socket = await open(port);
+    socket.write(check('all'));
+    await responses(socket, 1);
+    const closed = once(socket, 'close');
+    app.server.closeAllConnections();
+    await closed;
+  });
+
   it('does not hold up shutdown: an idle connection it owns is closed', async () => {
     const { app, port, stats } = await startApp();
     const socket = await open(port);
@@ -251,6 +276,7 @@ describe('RawCheckConnections', () => {
       },
       handOff: (socket) => socket.destroy(),
       ...LIMITS,
+      ...TIMEOUTS,
       keepAliveTimeoutMs: 150,
     });
     const server = createServer((socket) => connections.take(socket));
@@ -278,12 +304,13 @@ describe('RawCheckConnections', () => {
       handler: {
         answer: () => {
           calls++;
-          if (calls === 1) throw new Error('a fault of ours');
+          if (calls === 2) throw new Error('a fault of ours');
           return { status: 200, headers: { 'content-length': '2' }, payload: 'ok' };
         },
       },
       handOff: (socket) => socket.destroy(),
       ...LIMITS,
+      ...TIMEOUTS,
       keepAliveTimeoutMs: 5000,
     });
     const server = createServer((socket) => connections.take(socket));
@@ -291,9 +318,11 @@ describe('RawCheckConnections', () => {
     await once(server, 'listening');
     try {
       const port = (server.address() as AddressInfo).port;
+      // Two pipelined requests, the second one's handler throws: the first is answered (its
+      // tokens are spent), then the connection closes.
       const first = await open(port);
-      first.write(head(CHECK_LINES));
-      expect(await responses(first, 1)).toEqual([]);
+      first.write(Buffer.concat([head(CHECK_LINES), head(CHECK_LINES)]));
+      expect(await responses(first, 2)).toHaveLength(1);
       const second = await open(port);
       second.write(head(CHECK_LINES));
       const [answer] = await responses(second, 1);
@@ -315,6 +344,7 @@ describe('RawCheckConnections', () => {
       },
       handOff: (socket) => http.emit('connection', socket),
       ...LIMITS,
+      ...TIMEOUTS,
       keepAliveTimeoutMs: 5000,
     });
     const server = createServer((socket) => connections.take(socket));

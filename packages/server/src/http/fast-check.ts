@@ -56,6 +56,8 @@ const PATH = '/v1/check';
 const JSON_TYPES = new Set(['application/json', 'application/json; charset=utf-8']);
 const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const;
 const SCOPE = 'check';
+/** node:http's `maxHeadersCount` when the server leaves it unset (null). */
+const DEFAULT_MAX_HEADERS = 2000;
 
 /** A Fastify `serverFactory`: node:http with Fastify's timeouts, both layers in front. */
 export function fastCheckServer(options: FastCheckOptions): FastifyServerFactory {
@@ -100,15 +102,22 @@ function takeConnections(server: Server, options: FastCheckOptions): void {
     handOff: (socket: Socket) => httpListener.call(server, socket),
     bodyLimitBytes: options.runtime.bodyLimitBytes,
     maxHeadBytes: maxHeaderSize,
+    maxHeaders: server.maxHeadersCount ?? DEFAULT_MAX_HEADERS,
     keepAliveTimeoutMs: server.keepAliveTimeout,
+    headersTimeoutMs: server.headersTimeout,
     ...(options.stats === undefined ? {} : { stats: options.stats }),
   });
   server.on('connection', (socket: Socket) => connections.take(socket));
-  // Fastify and node:http close idle connections at shutdown; node:http only knows its own.
+  // Fastify and node:http close connections at shutdown; node:http only knows its own.
   const closeIdle = server.closeIdleConnections.bind(server);
   server.closeIdleConnections = () => {
     connections.closeIdle();
     closeIdle();
+  };
+  const closeAll = server.closeAllConnections.bind(server);
+  server.closeAllConnections = () => {
+    connections.closeAll();
+    closeAll();
   };
 }
 

@@ -45,8 +45,14 @@ export interface RawCheckOptions {
   readonly bodyLimitBytes: number;
   /** Longest request head read here; node:http's own limit (`maxHeaderSize`) is the natural one. */
   readonly maxHeadBytes: number;
-  /** Idle time after which a connection owned here is closed, as node:http's keepAliveTimeout. */
+  /** Most header lines read here; node:http keeps only its first `maxHeadersCount` (2000). */
+  readonly maxHeaders: number;
+  /**
+   * Idle time after which a connection owned here is closed, as node:http's keepAliveTimeout;
+   * with none (0), node:http's headersTimeout, which it applies to a silent new connection.
+   */
   readonly keepAliveTimeoutMs: number;
+  readonly headersTimeoutMs: number;
   /** Where to count; a fresh object otherwise. */
   readonly stats?: RawCheckStats;
 }
@@ -103,9 +109,9 @@ export class RawCheckConnections {
       try {
         rest = this.answerAll(socket, chunk);
       } catch {
-        // A fault of ours (the handler answers every error it expects): this connection ends,
-        // the process and every other connection go on.
-        socket.destroy();
+        // A fault of ours (the handler answers every error it expects): this connection ends
+        // once the answers already made are sent; the process and every other connection go on.
+        socket.destroySoon();
         return;
       }
       if (rest < chunk.length) handOff(chunk.subarray(rest));
@@ -136,12 +142,17 @@ export class RawCheckConnections {
     socket.on('timeout', onTimeout);
     socket.on('close', onClose);
     socket.on('drain', onDrain);
-    socket.setTimeout(this.options.keepAliveTimeoutMs);
+    socket.setTimeout(this.options.keepAliveTimeoutMs || this.options.headersTimeoutMs);
   }
 
   /** Closes every connection owned here once its written answers are sent. */
   closeIdle(): void {
     for (const socket of this.owned) socket.destroySoon();
+  }
+
+  /** Closes every connection owned here at once. */
+  closeAll(): void {
+    for (const socket of this.owned) socket.destroy();
   }
 
   /**
@@ -151,18 +162,23 @@ export class RawCheckConnections {
   private answerAll(socket: Socket, buffer: Buffer): number {
     let offset = 0;
     let out = '';
-    while (offset < buffer.length) {
-      const request = readRequest(buffer, offset, this.options);
-      if (request === undefined) break;
-      const response = this.options.handler.answer(request.request, socket.remoteAddress);
-      if (response === undefined) break;
-      out += this.format(response);
-      this.stats.answered++;
-      offset = request.end;
-    }
-    if (out.length > 0) {
-      socket.write(out);
-      if (socket.writableLength > WRITE_HIGH_WATER) socket.pause();
+    try {
+      while (offset < buffer.length) {
+        const request = readRequest(buffer, offset, this.options);
+        if (request === undefined) break;
+        const response = this.options.handler.answer(request.request, socket.remoteAddress);
+        if (response === undefined) break;
+        out += this.format(response);
+        this.stats.answered++;
+        offset = request.end;
+      }
+    } finally {
+      // Answers made are written even when a later request in the same read failed: their
+      // tokens are spent.
+      if (out.length > 0) {
+        socket.write(out);
+        if (socket.writableLength > WRITE_HIGH_WATER) socket.pause();
+      }
     }
     return offset;
   }
@@ -202,7 +218,7 @@ interface ReadRequest {
 export function readRequest(
   buffer: Buffer,
   offset: number,
-  limits: Pick<RawCheckOptions, 'bodyLimitBytes' | 'maxHeadBytes'>,
+  limits: Pick<RawCheckOptions, 'bodyLimitBytes' | 'maxHeadBytes' | 'maxHeaders'>,
 ): ReadRequest | undefined {
   if (buffer.length - offset < REQUEST_LINE.length) return undefined;
   if (buffer.compare(REQUEST_LINE, 0, REQUEST_LINE.length, offset, offset + REQUEST_LINE.length)) {
@@ -212,11 +228,13 @@ export function readRequest(
   if (headEnd < 0 || headEnd - offset > limits.maxHeadBytes) return undefined;
   const headers: IncomingHttpHeaders = {};
   let hosts = 0;
+  let lines = 0;
   let contentLength = -1;
   // Header lines run from after the request line up to headEnd + 2 (the last line's CRLF).
   let line = offset + REQUEST_LINE.length;
   const last = headEnd + 2;
   while (line < last) {
+    if (++lines > limits.maxHeaders) return undefined;
     const colon = buffer.indexOf(COLON, line);
     if (colon <= line || colon >= last) return undefined;
     for (let i = line; i < colon; i++) if (TOKEN[buffer[i] as number] !== 1) return undefined;
@@ -237,6 +255,8 @@ export function readRequest(
         break;
       case 'content-length': {
         if (contentLength >= 0 || stop === start || stop - start > 15) return undefined;
+        // node:http allows spaces after the digits, not tabs.
+        for (let i = stop; i < eol; i++) if (buffer[i] !== SPACE) return undefined;
         let n = 0;
         for (let i = start; i < stop; i++) {
           const c = buffer[i] as number;
@@ -248,6 +268,7 @@ export function readRequest(
         break;
       }
       case 'connection':
+      case 'proxy-connection':
         if (buffer.toString('latin1', start, stop).toLowerCase() !== 'keep-alive') return undefined;
         break;
       case 'transfer-encoding':
