@@ -3,8 +3,9 @@
  * ceiling), Fastify + @fastify/rate-limit (in-memory) and Fastify + rate-limiter-flexible's
  * `RateLimiterRedis` (local Redis), all driven by autocannon on the same workload.
  *
- *   npm run bench -- http             full run (writes bench/results/http.json), about 5 minutes
+ *   npm run bench -- http             full run (writes bench/results/http.json), about 8 minutes
  *   npm run bench -- http --quick     smoke run, short measurements, one round (writes nothing)
+ *   npm run bench -- http --no-pin    without pinning servers and load generators to CPUs
  *   npm run bench -- http --profile   CPU profile of our service under the c64 load: prints the
  *                                     top self-time functions and where the time goes (writes
  *                                     nothing); --profile=bare (or another contender) profiles
@@ -27,7 +28,12 @@
  *   the share of 429s is measured, not assumed.
  * - Latencies are recorded from autocannon's per-response events (µs resolution, all statuses);
  *   autocannon's own histogram (whole milliseconds) is kept in the JSON as well.
- * - Latency at 80% load: autocannon with overallRate = 80% of our median c64 req/s. autocannon
+ * - Peaks also from loadgen's closed loop (bench/loadgen, C, 64 connections, each sending on its
+ *   last answer) after autocannon's measurements: autocannon, in this process, can be the limit
+ *   before a fast server is. A server's peak is the higher of the two.
+ * - Pinning (default where taskset and 2 CPUs exist; --no-pin turns it off): servers on CPU 0,
+ *   this process and loadgen on CPU 1.
+ * - Latency at 80% load: autocannon with overallRate = 80% of our peak. autocannon
  *   enforces a rate per connection per second (each connection sends back to back until its
  *   quota for the second is used, then pauses), so the load arrives in bursts at full speed. The
  *   same rate is therefore also offered by an open-loop paced generator (requests due at fixed
