@@ -1320,7 +1320,7 @@ async function runAll(
 
   // Medians leave out measurements during which other processes were busy, as long as a clean
   // one of the same kind remains.
-  const clean = (list: readonly LoadResult[]): readonly LoadResult[] => {
+  const clean = <T extends { readonly otherCpuPct: number }>(list: readonly T[]): readonly T[] => {
     const quietOnes = list.filter((r) => !(r.otherCpuPct > BUSY_PCT));
     return quietOnes.length > 0 ? quietOnes : list;
   };
@@ -1330,10 +1330,7 @@ async function runAll(
   const oursRps = med('ours', h, (r) => r.rps);
   const closedRps = (name: Name): number | undefined => {
     const list = closedRuns[name] ?? [];
-    const quietOnes = list.filter((r) => !(r.otherCpuPct > BUSY_PCT));
-    return list.length === 0
-      ? undefined
-      : median((quietOnes.length > 0 ? quietOnes : list).map((r) => r.achieved_rps));
+    return list.length === 0 ? undefined : median(clean(list).map((r) => r.achieved_rps));
   };
   // A server's peak: the higher of the two generators' (the lower one is the generator's limit).
   const peak = (name: Name) =>

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
-import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { definePolicy } from '@openclaw-edge/core';
 import { Limiter } from '@openclaw-edge/engine';
 import { ApiKeys, buildApp, type RawCheckStats } from '@openclaw-edge/server';
@@ -268,6 +268,16 @@ describe('checks answered on the connection', () => {
   });
 });
 
+/** A loopback server whose every connection goes to `connections`. */
+async function listenWith(
+  connections: RawCheckConnections,
+): Promise<{ server: Server; port: number }> {
+  const server = createServer((socket) => connections.take(socket));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
 describe('RawCheckConnections', () => {
   it('closes a connection idle for the keep-alive timeout, and answers until then', async () => {
     const connections = new RawCheckConnections({
@@ -279,11 +289,9 @@ describe('RawCheckConnections', () => {
       ...TIMEOUTS,
       keepAliveTimeoutMs: 150,
     });
-    const server = createServer((socket) => connections.take(socket));
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
+    const { server, port } = await listenWith(connections);
     try {
-      const socket = await open((server.address() as AddressInfo).port);
+      const socket = await open(port);
       const started = Date.now();
       socket.write(head(CHECK_LINES));
       const [answer] = await responses(socket, 1);
@@ -313,11 +321,8 @@ describe('RawCheckConnections', () => {
       ...TIMEOUTS,
       keepAliveTimeoutMs: 5000,
     });
-    const server = createServer((socket) => connections.take(socket));
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
+    const { server, port } = await listenWith(connections);
     try {
-      const port = (server.address() as AddressInfo).port;
       // Two pipelined requests, the second one's handler throws: the first is answered (its
       // tokens are spent), then the connection closes.
       const first = await open(port);
@@ -347,11 +352,9 @@ describe('RawCheckConnections', () => {
       ...TIMEOUTS,
       keepAliveTimeoutMs: 5000,
     });
-    const server = createServer((socket) => connections.take(socket));
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
+    const { server, port } = await listenWith(connections);
     try {
-      const socket = await open((server.address() as AddressInfo).port);
+      const socket = await open(port);
       socket.write(
         Buffer.concat([head(CHECK_LINES), Buffer.from('GET /other HTTP/1.1\r\nHost: x\r\n\r\n')]),
       );

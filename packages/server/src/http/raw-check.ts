@@ -116,18 +116,19 @@ export class RawCheckConnections {
       }
       if (rest < chunk.length) handOff(chunk.subarray(rest));
     };
-    const onEnd = () => socket.end();
-    const onError = () => socket.destroy();
-    const onTimeout = () => socket.destroy();
-    const onClose = () => this.owned.delete(socket);
-    const onDrain = () => socket.resume();
+    // Every listener of this layer, so that a hand-over removes exactly what was added.
+    const listeners = {
+      data: onData,
+      end: () => socket.end(),
+      error: () => socket.destroy(),
+      timeout: () => socket.destroy(),
+      close: () => this.owned.delete(socket),
+      drain: () => socket.resume(),
+    };
     const handOff = (unread: Buffer) => {
-      socket.removeListener('data', onData);
-      socket.removeListener('end', onEnd);
-      socket.removeListener('error', onError);
-      socket.removeListener('timeout', onTimeout);
-      socket.removeListener('close', onClose);
-      socket.removeListener('drain', onDrain);
+      for (const [event, listener] of Object.entries(listeners)) {
+        socket.removeListener(event, listener);
+      }
       socket.setTimeout(0);
       this.owned.delete(socket);
       this.stats.handedOff++;
@@ -136,12 +137,7 @@ export class RawCheckConnections {
       this.options.handOff(socket);
       socket.resume();
     };
-    socket.on('data', onData);
-    socket.on('end', onEnd);
-    socket.on('error', onError);
-    socket.on('timeout', onTimeout);
-    socket.on('close', onClose);
-    socket.on('drain', onDrain);
+    for (const [event, listener] of Object.entries(listeners)) socket.on(event, listener);
     socket.setTimeout(this.options.keepAliveTimeoutMs || this.options.headersTimeoutMs);
   }
 
